@@ -1,0 +1,122 @@
+/*
+ * Interleave descriptors: pure address arithmetic for interleaved memory
+ *
+ * Copyright (c) 2026 The qemu-cxl-interleave authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef EXEC_MEMORY_INTERLEAVE_H
+#define EXEC_MEMORY_INTERLEAVE_H
+
+/*
+ * An interleave maps a window of @size bytes onto the entries of a
+ * repeating pattern.  The window is cut into chunks of @chunk bytes;
+ * chunk k belongs to entry (k % nb_entries).  A period is one chunk of
+ * every entry (@period = @chunk * nb_entries).  Entry e maps the chunks
+ * it owns into its target at
+ *
+ *     target offset = e.base + (offset / period) * e.stride + offset % chunk
+ *
+ * so a CXL host bridge that interleaves N ways at granule G over devices
+ * that each hold a contiguous slice is { chunk = G, N entries,
+ * base = DPA start, stride = G }.  Power-of-two and 3/6/12-way layouts
+ * are both plain divisions here.
+ *
+ * Descriptors are immutable once created: they may be read under RCU by
+ * the memory dispatch while a newer one replaces them.
+ *
+ * This file has no target or accelerator dependency.
+ */
+
+#include "qapi/error.h"
+
+struct MemoryRegion;
+
+typedef struct MemoryInterleaveEntry {
+    struct MemoryRegion *target; /* opaque to the arithmetic */
+    uint64_t target_size;        /* bytes of @target that may be reached */
+    uint64_t base;               /* target offset of the entry's first chunk */
+    uint64_t stride;             /* target advance per period */
+} MemoryInterleaveEntry;
+
+typedef struct MemoryInterleave {
+    uint64_t size;               /* window size, a multiple of @chunk */
+    uint64_t chunk;              /* bytes per chunk, a multiple of a page */
+    uint64_t period;             /* @chunk * @nb_entries */
+    unsigned nb_entries;
+    MemoryInterleaveEntry entries[];
+} MemoryInterleave;
+
+/* Upper bound on entries: CXL allows 16 ways at each of two levels. */
+#define MEMORY_INTERLEAVE_MAX_ENTRIES 256
+
+/**
+ * memory_interleave_new: validate and build an immutable descriptor
+ *
+ * @size: window size in bytes
+ * @chunk: chunk (granule) size in bytes
+ * @nb_entries: number of entries in one period
+ * @entries: the entries, copied
+ * @page_size: @chunk and every entry's base and stride must be multiples
+ *             of this power of two (the target page size)
+ * @errp: error object
+ *
+ * Rejects empty windows, chunks that are not page multiples, targets
+ * reached beyond @target_size, and entries whose target bytes overlap
+ * (with each other or, across periods, with themselves).
+ *
+ * Returns: a descriptor to free with memory_interleave_free(), or NULL.
+ */
+MemoryInterleave *memory_interleave_new(uint64_t size, uint64_t chunk,
+                                        unsigned nb_entries,
+                                        const MemoryInterleaveEntry *entries,
+                                        uint64_t page_size, Error **errp);
+
+void memory_interleave_free(MemoryInterleave *il);
+
+/**
+ * memory_interleave_equal: same geometry and same targets
+ */
+bool memory_interleave_equal(const MemoryInterleave *a,
+                             const MemoryInterleave *b);
+
+/**
+ * memory_interleave_translate: map a window offset to its target
+ *
+ * @il: the descriptor
+ * @offset: offset in the window, below @il->size
+ * @target_offset: where @offset lands in the entry's target
+ * @len: in: bytes wanted; out: clamped so the range stays in one chunk
+ *
+ * Arithmetic only: safe on the hot path.
+ *
+ * Returns: the index of the entry that owns @offset.
+ */
+static inline unsigned memory_interleave_translate(const MemoryInterleave *il,
+                                                   uint64_t offset,
+                                                   uint64_t *target_offset,
+                                                   uint64_t *len)
+{
+    uint64_t in_period = offset % il->period;
+    unsigned e = in_period / il->chunk;
+    uint64_t in_chunk = in_period % il->chunk;
+    const MemoryInterleaveEntry *ent = &il->entries[e];
+
+    *target_offset = ent->base + (offset / il->period) * ent->stride +
+                     in_chunk;
+    if (*len > il->chunk - in_chunk) {
+        *len = il->chunk - in_chunk;
+    }
+    return e;
+}
+
+/**
+ * memory_interleave_entry_extent: bytes of the target an entry reaches
+ *
+ * Returns: one past the highest target offset entry @e maps to.
+ */
+uint64_t memory_interleave_entry_extent(const MemoryInterleave *il,
+                                        unsigned e);
+
+#endif

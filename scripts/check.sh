@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Test runner behind `make check` / `make check-fast`.
+# Runs every tier, keeps going after failures, and ends with one line
+# "N passed, N failed" summed over all runners; exits non-zero on failure.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=$top/build
+qemu_build=$build/qemu
+mode=${1:-all}
+passed=0
+failed=0
+log_dir=$build/check-logs
+mkdir -p "$log_dir"
+
+count() {   # count TIER PASSED FAILED
+    printf '%-28s %4d passed, %d failed\n' "$1:" "$2" "$3"
+    passed=$((passed + $2))
+    failed=$((failed + $3))
+}
+
+# Tier 1: standalone cmocka tests under valgrind.
+tier_standalone() {
+    local out=$build/unit bin p f log
+    if ! make -s -C "$top/tests/unit/standalone" OUT="$out" > "$log_dir/unit-build.log" 2>&1; then
+        cat "$log_dir/unit-build.log"
+        count "unit (cmocka, build)" 0 1
+        return
+    fi
+    for bin in "$out"/test-*; do
+        log=$log_dir/$(basename "$bin").log
+        valgrind -q --error-exitcode=99 --leak-check=full \
+                 --errors-for-leak-kinds=definite,indirect \
+                 "$bin" > "$log" 2>&1
+        local rc=$?
+        p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+        f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -1)
+        p=${p:-0}; f=${f:-0}
+        if [ "$rc" = 99 ]; then
+            echo "valgrind found errors in $(basename "$bin"):"; cat "$log"
+            f=$((f + 1))
+        elif [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+            echo "$(basename "$bin") exited $rc:"; cat "$log"
+            f=1
+        elif [ "$f" != 0 ]; then
+            grep -E '^\[  (FAILED|  ERROR)|ERROR:|error:' "$log" | head -20
+        fi
+        count "unit/$(basename "$bin") (valgrind)" "$p" "$f"
+    done
+}
+
+# Tier 2: meson tests of the patched build (upstream suites we must keep
+# green, and our in-tree tests).
+tier_meson() {
+    local log=$log_dir/meson.log ok fail
+    # meson test builds what the selected tests need.
+    (cd "$qemu_build" && meson test -q --print-errorlogs --num-processes 2 \
+        --suite unit qtest-x86_64/cxl-test qtest-aarch64/cxl-test) > "$log" 2>&1
+    local rc=$?
+    ok=$(awk '/^Ok:/ {a += $2} /^Expected Fail:/ {a += $3} END {print a + 0}' "$log")
+    fail=$(awk '/^Fail:/ {a += $2} /^Unexpected Pass:/ {a += $3} /^Timeout:/ {a += $2}
+               END {print a + 0}' "$log")
+    if [ "$rc" != 0 ]; then
+        grep -E 'FAIL|ERROR|TIMEOUT' "$log" | head -40
+        [ "$fail" = 0 ] && { tail -30 "$log"; fail=1; }
+    fi
+    count "meson (unit, cxl qtests)" "$ok" "$fail"
+}
+
+# Tier 3: the README demo, which checks where every byte landed.
+tier_demo() {
+    local log=$log_dir/demo.log
+    if /usr/bin/python3 "$top/scripts/demo.py" -q \
+            --qemu "$qemu_build/qemu-system-x86_64" > "$log" 2>&1; then
+        count "demo (q35, 4-way window)" 1 0
+    else
+        cat "$log"
+        count "demo (q35, 4-way window)" 0 1
+    fi
+}
+
+tier_standalone
+if [ "$mode" = all ]; then
+    tier_meson
+    tier_demo
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,203 @@
+"""Drive a QEMU CXL topology over the qtest protocol, as a guest would.
+
+Speaks QEMU's qtest text protocol (accel qtest: no CPU runs) and QMP,
+enumerates the PCI buses a pxb-cxl host bridge exposes, maps each type-3
+device's component-register BAR and programs HDM decoders the way Linux
+does (endpoints first, then the host bridge).  Standard library only.
+"""
+
+import json
+import os
+import re
+import socket
+import subprocess
+import tempfile
+
+# Component register block layout (include/hw/cxl/cxl_component.h):
+# cache/mem registers at 0x1000; RAS 0x80+0x58, link 0x50: HDM at 0x128.
+CM_OFFSET = 0x1000
+HDM_OFFSET = CM_OFFSET + 0x128
+HDM_GLOBAL_CTRL = HDM_OFFSET + 0x4
+HDM_ENABLE = 1 << 1
+
+
+def hdm_reg(n, reg):
+    """Offset of decoder n's register in the component block."""
+    regs = {"base_lo": 0x10, "base_hi": 0x14, "size_lo": 0x18,
+            "size_hi": 0x1c, "ctrl": 0x20, "tl_lo": 0x24, "tl_hi": 0x28,
+            "skip_lo": 0x24, "skip_hi": 0x28}
+    return HDM_OFFSET + 0x20 * n + regs[reg]
+
+
+CTRL_COMMIT = 1 << 9
+CTRL_COMMITTED = 1 << 10
+CTRL_ERR = 1 << 11
+CTRL_HOSTONLY = 1 << 12
+
+
+def ways_enc(ways):
+    enc = {1: 0, 2: 1, 4: 2, 8: 3, 16: 4, 3: 8, 6: 9, 12: 10}
+    return enc[ways]
+
+
+def gran_enc(gran):
+    enc = (gran // 256).bit_length() - 1
+    assert 256 << enc == gran, "granule must be a power of two >= 256"
+    return enc
+
+
+class QEMU:
+    """One QEMU process with a qtest and a QMP connection."""
+
+    def __init__(self, binary, args, firmware_dirs=()):
+        self.dir = tempfile.mkdtemp(prefix="cxlqtest-")
+        qsock, msock = (os.path.join(self.dir, n) for n in ("qtest", "qmp"))
+        ls_q, ls_m = socket.socket(socket.AF_UNIX), socket.socket(socket.AF_UNIX)
+        ls_q.bind(qsock)
+        ls_m.bind(msock)
+        ls_q.listen(1)
+        ls_m.listen(1)
+        cmd = [binary, "-qtest", "unix:" + qsock, "-qmp", "unix:" + msock,
+               "-accel", "qtest", "-display", "none", "-nodefaults"]
+        for d in firmware_dirs:
+            cmd += ["-L", d]
+        self.log = open(os.path.join(self.dir, "stderr"), "w+")
+        self.proc = subprocess.Popen(cmd + list(args), stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log)
+        ls_q.settimeout(30)
+        ls_m.settimeout(30)
+        try:
+            self.q = ls_q.accept()[0].makefile("rw")
+            self.m = ls_m.accept()[0].makefile("rw")
+        except socket.timeout:
+            raise RuntimeError("QEMU did not start: " + self.stderr())
+        finally:
+            ls_q.close()
+            ls_m.close()
+        json.loads(self.m.readline())        # greeting
+        self.qmp("qmp_capabilities")
+
+    def stderr(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def qmp(self, cmd, **args):
+        self.m.write(json.dumps({"execute": cmd, "arguments": args}) + "\n")
+        self.m.flush()
+        while True:
+            r = json.loads(self.m.readline())
+            if "return" in r:
+                return r["return"]
+            if "error" in r:
+                raise RuntimeError("QMP %s: %s" % (cmd, r["error"]["desc"]))
+
+    def hmp(self, line):
+        return self.qmp("human-monitor-command", **{"command-line": line})
+
+    def cmd(self, line):
+        self.q.write(line + "\n")
+        self.q.flush()
+        while True:
+            r = self.q.readline()
+            if not r:
+                raise RuntimeError("qtest: QEMU went away: " + self.stderr())
+            if not r.startswith("IRQ"):
+                break
+        if not r.startswith("OK"):
+            raise RuntimeError("qtest %r: %s" % (line, r.strip()))
+        return r[2:].strip()
+
+    def readl(self, addr):
+        return int(self.cmd("readl 0x%x" % addr), 16)
+
+    def writel(self, addr, val):
+        self.cmd("writel 0x%x 0x%x" % (addr, val))
+
+    def write(self, addr, data):
+        self.cmd("write 0x%x 0x%x 0x%s" % (addr, len(data), data.hex()))
+
+    def read(self, addr, size):
+        return bytes.fromhex(self.cmd("read 0x%x 0x%x" % (addr, size))[2:])
+
+    def close(self):
+        try:
+            self.qmp("quit")
+        except (RuntimeError, OSError, ValueError):
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    # PCI configuration space through the 0xcf8/0xcfc mechanism (x86).
+    def _cfg_addr(self, bus, dev, fn, reg):
+        return 0x80000000 | bus << 16 | dev << 11 | fn << 8 | (reg & 0xfc)
+
+    def cfg_read32(self, bus, dev, fn, reg):
+        self.cmd("outl 0xcf8 0x%x" % self._cfg_addr(bus, dev, fn, reg))
+        return int(self.cmd("inl 0xcfc"), 16)
+
+    def cfg_write32(self, bus, dev, fn, reg, val):
+        self.cmd("outl 0xcf8 0x%x" % self._cfg_addr(bus, dev, fn, reg))
+        self.cmd("outl 0xcfc 0x%x" % val)
+
+    def mtree_find(self, name, flat=False):
+        """Start address of the first region called name in info mtree."""
+        out = self.hmp("info mtree" + (" -f" if flat else ""))
+        m = re.search(r"^\s*([0-9a-f]+)-([0-9a-f]+) \(prio [-0-9]+, \w+\): "
+                      + re.escape(name) + r"\b", out, re.M)
+        if not m:
+            raise RuntimeError("region %s not found in info mtree" % name)
+        return int(m.group(1), 16), int(m.group(2), 16) + 1 - int(m.group(1), 16)
+
+
+def setup_root_port_and_bar(qemu, rp_bus, rp_dev, sec_bus, bar_base):
+    """Give a root port one secondary bus and a 1 MiB memory window, then
+    map BAR0 (component registers) of the device behind it at bar_base."""
+    # primary, secondary, subordinate bus numbers
+    qemu.cfg_write32(rp_bus, rp_dev, 0, 0x18,
+                     rp_bus | sec_bus << 8 | sec_bus << 16)
+    mb = bar_base >> 20
+    qemu.cfg_write32(rp_bus, rp_dev, 0, 0x20, (mb << 4) | (mb << 20))
+    qemu.cfg_write32(rp_bus, rp_dev, 0, 0x04, 0x6)      # memory + master
+    vid = qemu.cfg_read32(sec_bus, 0, 0, 0x0)
+    if vid & 0xffff == 0xffff:
+        raise RuntimeError("no device behind root port %02x:%02x.0"
+                           % (rp_bus, rp_dev))
+    qemu.cfg_write32(sec_bus, 0, 0, 0x10, bar_base | 0x4)  # 64-bit BAR0
+    qemu.cfg_write32(sec_bus, 0, 0, 0x14, bar_base >> 32)
+    qemu.cfg_write32(sec_bus, 0, 0, 0x04, 0x6)
+
+
+def program_decoder(qemu, comp_base, n, base, size, ways, gran,
+                    targets=None, skip=0):
+    """Program and commit HDM decoder n of the component block at comp_base.
+    Returns the control register after the commit."""
+    w = qemu.writel
+    w(comp_base + HDM_GLOBAL_CTRL, HDM_ENABLE)
+    w(comp_base + hdm_reg(n, "base_lo"), base & 0xffffffff)
+    w(comp_base + hdm_reg(n, "base_hi"), base >> 32)
+    w(comp_base + hdm_reg(n, "size_lo"), size & 0xffffffff)
+    w(comp_base + hdm_reg(n, "size_hi"), size >> 32)
+    if targets is not None:
+        tl = 0
+        for i, t in enumerate(targets):
+            tl |= t << (8 * i)
+        w(comp_base + hdm_reg(n, "tl_lo"), tl & 0xffffffff)
+        w(comp_base + hdm_reg(n, "tl_hi"), tl >> 32)
+    else:
+        w(comp_base + hdm_reg(n, "skip_lo"), skip & 0xffffffff)
+        w(comp_base + hdm_reg(n, "skip_hi"), skip >> 32)
+    ctrl = gran_enc(gran) | ways_enc(ways) << 4 | CTRL_HOSTONLY | CTRL_COMMIT
+    w(comp_base + hdm_reg(n, "ctrl"), ctrl)
+    return qemu.readl(comp_base + hdm_reg(n, "ctrl"))
+
+
+def cxl_route(hpa_offset, ways, gran):
+    """CXL decode of a window offset for a single-level interleave:
+    (position, device offset).  Power-of-two ways only."""
+    chunk = hpa_offset // gran
+    return chunk % ways, (chunk // ways) * gran + hpa_offset % gran

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Install everything the project needs on a Debian 12 machine (run as root).
+# Adds deb-src (unstable, for the pinned QEMU source) and bookworm-backports
+# (meson >= 1.5) entries derived from the machine's own apt sources.
+set -euo pipefail
+
+stamp=/var/lib/qemu-cxl-interleave.deps
+want_version=3   # bump when the package list below changes
+
+die() { echo "deps.sh: $*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "must run as root (apt-get install)"
+
+# Derive the Debian archive URI (and keyring) from the machine's own sources.
+archive_uri() {
+    local f uri=""
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -r "$f" ] || continue
+        uri=$(awk '
+            /^URIs:/ { u = $2 }
+            /^Suites:/ { for (i = 2; i <= NF; i++)
+                           if ($i !~ /-security$/ && $i !~ /-updates$/ && u != "") { print u; exit } }
+        ' "$f")
+        [ -n "$uri" ] && { echo "$uri"; return; }
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -r "$f" ] || continue
+        uri=$(awk '$1 == "deb" && $0 !~ /-security/ {
+                     for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' "$f")
+        [ -n "$uri" ] && { echo "$uri"; return; }
+    done
+}
+
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+list=/etc/apt/sources.list.d/qemu-cxl-interleave.sources
+
+if [ ! -f "$list" ]; then
+    uri=$(archive_uri)
+    [ -n "$uri" ] || die "cannot derive the Debian archive URI from /etc/apt/sources*; add a 'deb' entry for bookworm first"
+    cat > "$list" <<SRC
+# Added by qemu-cxl-interleave scripts/deps.sh (derived from this machine's apt sources)
+Types: deb-src
+URIs: $uri
+Suites: unstable
+Components: main
+Signed-By: $keyring
+
+Types: deb
+URIs: $uri
+Suites: bookworm-backports
+Components: main
+Signed-By: $keyring
+SRC
+    rm -f "$stamp"
+fi
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_version" ]; then
+    exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq || die "apt-get update failed"
+
+pkgs=(
+    build-essential pkg-config git python3 python3-venv dpkg-dev
+    ninja-build flex bison
+    libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev libslirp-dev
+    libcmocka-dev valgrind
+    seabios ipxe-qemu qemu-efi-aarch64
+    ndctl
+)
+apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null ||
+    die "apt-get install failed: ${pkgs[*]}"
+apt-get install -y -qq --no-install-recommends -t bookworm-backports meson >/dev/null ||
+    die "meson >= 1.5 from bookworm-backports could not be installed"
+echo "$want_version" > "$stamp"

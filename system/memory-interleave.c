@@ -1,0 +1,189 @@
+/*
+ * Interleave descriptors: validation and helpers
+ *
+ * Copyright (c) 2026 The qemu-cxl-interleave authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "exec/memory-interleave.h"
+
+/* Number of chunks of the window that entry @e owns. */
+static uint64_t entry_chunks(const MemoryInterleave *il, unsigned e)
+{
+    uint64_t nb_chunks = il->size / il->chunk;
+
+    if (nb_chunks <= e) {
+        return 0;
+    }
+    return (nb_chunks - e + il->nb_entries - 1) / il->nb_entries;
+}
+
+/* One past the last target byte of entry @e; false on 64-bit overflow. */
+static bool entry_extent(const MemoryInterleave *il, unsigned e,
+                         uint64_t *extent)
+{
+    const MemoryInterleaveEntry *ent = &il->entries[e];
+    uint64_t n = entry_chunks(il, e), last;
+
+    if (!n) {
+        *extent = 0;
+        return true;
+    }
+    return !__builtin_mul_overflow(n - 1, ent->stride, &last) &&
+           !__builtin_add_overflow(last, ent->base, &last) &&
+           !__builtin_add_overflow(last, il->chunk, extent);
+}
+
+uint64_t memory_interleave_entry_extent(const MemoryInterleave *il,
+                                        unsigned e)
+{
+    uint64_t extent = 0;
+
+    entry_extent(il, e, &extent);   /* validated at creation */
+    return extent;
+}
+
+/*
+ * Do entries @a and @b (same target, and same stride unless one of them
+ * owns a single chunk) map a common byte?
+ * Their chunks start at base_a + k * s and base_b + l * s; they meet when
+ * |m * s - d| < chunk for m = k - l and d = base_b - base_a.  That distance
+ * is convex in m, so testing the two m nearest d / s (clamped to the
+ * reachable range) is exact.
+ */
+static bool entries_overlap(const MemoryInterleave *il, unsigned a, unsigned b)
+{
+    const MemoryInterleaveEntry *ea = &il->entries[a], *eb = &il->entries[b];
+    int64_t na = entry_chunks(il, a), nb = entry_chunks(il, b);
+    /* an entry with one chunk has no stride that matters */
+    int64_t s = na > 1 ? ea->stride : eb->stride, c = il->chunk;
+    int64_t d = (int64_t)(eb->base - ea->base);
+    int64_t lo = -(nb - 1), hi = na - 1, m[2];
+    int i;
+
+    if (!na || !nb) {
+        return false;
+    }
+    if (s == 0 || lo == hi) {
+        m[0] = m[1] = lo;
+    } else {
+        m[0] = d >= 0 ? d / s : -((-d + s - 1) / s);   /* floor(d / s) */
+        m[1] = m[0] + 1;
+    }
+    for (i = 0; i < 2; i++) {
+        int64_t mm = MAX(lo, MIN(hi, m[i]));
+        int64_t dist = mm * s - d;
+
+        if (dist < c && -dist < c) {
+            return true;
+        }
+    }
+    return false;
+}
+
+MemoryInterleave *memory_interleave_new(uint64_t size, uint64_t chunk,
+                                        unsigned nb_entries,
+                                        const MemoryInterleaveEntry *entries,
+                                        uint64_t page_size, Error **errp)
+{
+    g_autofree MemoryInterleave *il = NULL;
+    unsigned i, j;
+
+    if (!page_size || (page_size & (page_size - 1))) {
+        error_setg(errp, "interleave: page size 0x%" PRIx64
+                   " is not a power of two", page_size);
+        return NULL;
+    }
+    if (!nb_entries || nb_entries > MEMORY_INTERLEAVE_MAX_ENTRIES) {
+        error_setg(errp, "interleave: %u entries (1 to %u supported)",
+                   nb_entries, MEMORY_INTERLEAVE_MAX_ENTRIES);
+        return NULL;
+    }
+    if (!chunk || chunk % page_size) {
+        error_setg(errp, "interleave: chunk 0x%" PRIx64
+                   " is not a multiple of the page size 0x%" PRIx64,
+                   chunk, page_size);
+        return NULL;
+    }
+    if (!size || size % chunk) {
+        error_setg(errp, "interleave: window size 0x%" PRIx64
+                   " is not a non-zero multiple of the chunk 0x%" PRIx64,
+                   size, chunk);
+        return NULL;
+    }
+
+    il = g_malloc0(sizeof(*il) + nb_entries * sizeof(il->entries[0]));
+    il->size = size;
+    il->chunk = chunk;
+    il->period = chunk * nb_entries;
+    il->nb_entries = nb_entries;
+    memcpy(il->entries, entries, nb_entries * sizeof(il->entries[0]));
+
+    for (i = 0; i < nb_entries; i++) {
+        const MemoryInterleaveEntry *e = &il->entries[i];
+        uint64_t extent;
+
+        if (!e->target) {
+            error_setg(errp, "interleave: entry %u has no target", i);
+            return NULL;
+        }
+        if (e->base % page_size || e->stride % page_size) {
+            error_setg(errp, "interleave: entry %u base 0x%" PRIx64
+                       " or stride 0x%" PRIx64 " is not page aligned",
+                       i, e->base, e->stride);
+            return NULL;
+        }
+        if (!entry_extent(il, i, &extent) || extent > e->target_size) {
+            error_setg(errp, "interleave: entry %u reaches beyond its target"
+                       " (needs 0x%" PRIx64 " bytes, target has 0x%" PRIx64 ")",
+                       i, extent, e->target_size);
+            return NULL;
+        }
+        if (entry_chunks(il, i) > 1 && e->stride < chunk) {
+            error_setg(errp, "interleave: entry %u stride 0x%" PRIx64
+                       " is smaller than the chunk 0x%" PRIx64
+                       ": its own chunks overlap", i, e->stride, chunk);
+            return NULL;
+        }
+        for (j = 0; j < i; j++) {
+            const MemoryInterleaveEntry *f = &il->entries[j];
+
+            if (f->target != e->target) {
+                continue;
+            }
+            if (f->stride != e->stride &&
+                entry_chunks(il, i) > 1 && entry_chunks(il, j) > 1) {
+                error_setg(errp, "interleave: entries %u and %u share a"
+                           " target with different strides", j, i);
+                return NULL;
+            }
+            if (entries_overlap(il, j, i)) {
+                error_setg(errp, "interleave: entries %u and %u map"
+                           " overlapping bytes of their target", j, i);
+                return NULL;
+            }
+        }
+    }
+    return g_steal_pointer(&il);
+}
+
+void memory_interleave_free(MemoryInterleave *il)
+{
+    g_free(il);
+}
+
+bool memory_interleave_equal(const MemoryInterleave *a,
+                             const MemoryInterleave *b)
+{
+    if (a == b) {
+        return true;
+    }
+    if (!a || !b || a->size != b->size || a->chunk != b->chunk ||
+        a->nb_entries != b->nb_entries) {
+        return false;
+    }
+    return !memcmp(a->entries, b->entries,
+                   a->nb_entries * sizeof(a->entries[0]));
+}
