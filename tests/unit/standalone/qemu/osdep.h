@@ -7,6 +7,7 @@
 #ifndef STANDALONE_QEMU_OSDEP_H
 #define STANDALONE_QEMU_OSDEP_H
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,0 +1,73 @@
+/*
+ * Standalone stand-in for the parts of QEMU's system/memory.h that the
+ * section table uses: regions only carry a name and a reference count,
+ * so tests can check that every reference taken is dropped.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+#ifndef STANDALONE_SYSTEM_MEMORY_H
+#define STANDALONE_SYSTEM_MEMORY_H
+
+typedef uint64_t hwaddr;
+#define HWADDR_PRIx PRIx64
+
+typedef __int128_t Int128;
+
+static inline uint64_t int128_getlo(Int128 a)
+{
+    return a;
+}
+
+static inline int64_t int128_gethi(Int128 a)
+{
+    return a >> 64;
+}
+
+static inline Int128 int128_make64(uint64_t a)
+{
+    return a;
+}
+
+static inline Int128 int128_2_64(void)
+{
+    return (Int128)1 << 64;
+}
+
+struct rcu_head {
+    void *next, *func;
+};
+
+typedef struct MemoryRegion {
+    const char *name;
+    long refs;
+} MemoryRegion;
+
+typedef struct FlatView FlatView;
+
+typedef struct MemoryRegionSection {
+    Int128 size;
+    MemoryRegion *mr;
+    FlatView *fv;
+    hwaddr offset_within_region;
+    hwaddr offset_within_address_space;
+    bool readonly;
+    bool nonvolatile;
+    bool unmergeable;
+} MemoryRegionSection;
+
+static inline void memory_region_ref(MemoryRegion *mr)
+{
+    mr->refs++;
+}
+
+static inline void memory_region_unref(MemoryRegion *mr)
+{
+    mr->refs--;
+}
+
+static inline const char *memory_region_name(const MemoryRegion *mr)
+{
+    return mr->name ? mr->name : "";
+}
+
+#endif

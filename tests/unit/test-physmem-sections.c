@@ -1,0 +1,249 @@
+/*
+ * Physical section table limits (cmocka, standalone)
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "exec/memory-sections.h"
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+static MemoryRegion unassigned = { .name = "unassigned" };
+
+static void destroy(MemoryRegion *mr)
+{
+    memory_region_unref(mr);
+}
+
+static uint32_t add(PhysPageMap *map, MemoryRegion *mr, hwaddr addr,
+                    uint64_t size)
+{
+    MemoryRegionSection s = {
+        .mr = mr, .size = int128_make64(size),
+        .offset_within_address_space = addr,
+    };
+    Error *err = NULL;
+    uint32_t idx = phys_sections_add(map, &s, &err);
+
+    if (err) {
+        fail_msg("unexpected: %s", error_get_pretty(err));
+    }
+    return idx;
+}
+
+static void map_init(PhysPageMap *map, PhysPageEntry *root, unsigned bits)
+{
+    phys_sections_init(map, bits);
+    *root = (PhysPageEntry) { .ptr = PHYS_MAP_NODE_NIL, .skip = 1 };
+    assert_int_equal(add(map, &unassigned, 0, 0), PHYS_SECTION_UNASSIGNED);
+    map->sections[0].size = int128_2_64();
+}
+
+/*
+ * One section per page, 2^20 + 3 of them (the old limit was the page
+ * size, 1024 or 4096; 16-bit indices wrapped at 65536): every page must
+ * find its own section, and the holes between them none.
+ */
+static void sections_beyond_page_size(unsigned bits)
+{
+    const uint32_t n = (1u << 20) + 3;
+    const uint64_t page = 1ULL << bits;
+    MemoryRegion mr = { .name = "ram" };
+    PhysPageMap map;
+    PhysPageEntry root;
+    uint32_t i;
+
+    map_init(&map, &root, bits);
+    for (i = 0; i < n; i++) {
+        /* page 2i holds section i + 1; page 2i + 1 is a hole */
+        uint32_t idx = add(&map, &mr, 2 * i * page, page);
+
+        assert_int_equal(idx, i + 1);
+        phys_sections_map_pages(&map, &root, 2 * i, 1, idx);
+    }
+    phys_sections_compact(&map, &root);
+    for (i = 0; i < n; i++) {
+        MemoryRegionSection *s = phys_sections_find(&map, root,
+                                                    2 * i * page + page - 1);
+        MemoryRegionSection *hole = phys_sections_find(&map, root,
+                                                       (2 * i + 1) * page);
+
+        if (s - map.sections != i + 1) {
+            fail_msg("%" PRIu64 "-byte pages: page %u found section %td,"
+                     " not %u", page, 2 * i, s - map.sections, i + 1);
+        }
+        assert_ptr_equal(hole, &map.sections[PHYS_SECTION_UNASSIGNED]);
+    }
+    assert_int_equal(mr.refs, n);
+    phys_sections_free(&map, destroy);
+    assert_int_equal(mr.refs, 0);
+    assert_int_equal(unassigned.refs, 0);
+}
+
+static void test_sections_beyond_page_size_4k(void **state)
+{
+    sections_beyond_page_size(12);
+}
+
+static void test_sections_beyond_page_size_1k(void **state)
+{
+    sections_beyond_page_size(10);
+}
+
+/*
+ * Pages shared by several sections resolve through a subpage map: its
+ * entries must hold indices past 65535 without truncation.
+ */
+static void subpages_beyond_65536(unsigned bits)
+{
+    const unsigned page = 1u << bits, parts = 4, pages = 64;
+    MemoryRegion filler = { .name = "filler" }, dev = { .name = "dev" };
+    MemoryRegion sub = { .name = "subpage" };
+    g_autofree uint32_t *maps[64];
+    PhysPageMap map;
+    PhysPageEntry root;
+    unsigned i, p, b;
+
+    map_init(&map, &root, bits);
+    for (i = 0; i < 70000; i++) {
+        add(&map, &filler, 0x100000000ULL + i * (uint64_t)page, page);
+    }
+    for (p = 0; p < pages; p++) {
+        uint32_t sp = add(&map, &sub, (uint64_t)p * page, page);
+
+        maps[p] = g_malloc0(phys_subpage_map_bytes(&map));
+        phys_sections_map_pages(&map, &root, p, 1, sp);
+        for (i = 0; i < parts; i++) {
+            unsigned start = i * page / parts, end = start + page / parts - 1;
+            uint32_t idx = add(&map, &dev, (uint64_t)p * page + start,
+                               page / parts);
+
+            assert_true(idx > 65535);
+            phys_subpage_map_set(&map, maps[p], start, end, idx);
+        }
+    }
+    for (p = 0; p < pages; p++) {
+        for (b = 0; b < page; b++) {
+            hwaddr addr = (hwaddr)p * page + b;
+            MemoryRegionSection *s = phys_sections_find(&map, root, addr);
+
+            assert_ptr_equal(s->mr, &sub);
+            s = phys_subpage_map_find(&map, maps[p], addr);
+            if (s->mr != &dev || s->offset_within_address_space >
+                addr || addr - s->offset_within_address_space >=
+                page / parts) {
+                fail_msg("%u-byte pages: byte 0x%" PRIx64 " resolved to"
+                         " section %td at 0x%" PRIx64, page, addr,
+                         s - map.sections, s->offset_within_address_space);
+            }
+        }
+        g_free(maps[p]);
+        maps[p] = NULL;
+    }
+    phys_sections_free(&map, destroy);
+    assert_int_equal(filler.refs + dev.refs + sub.refs, 0);
+}
+
+static void test_subpages_beyond_65536_sections_4k(void **state)
+{
+    subpages_beyond_65536(12);
+}
+
+static void test_subpages_beyond_65536_sections_1k(void **state)
+{
+    subpages_beyond_65536(10);
+}
+
+/* The ceiling is an error naming the region, and leaves the map intact. */
+static void test_sections_ceiling_is_an_error(void **state)
+{
+    MemoryRegion mr = { .name = "alias-at-the-limit" };
+    MemoryRegionSection s = {
+        .mr = &mr, .size = int128_make64(4096),
+        .offset_within_address_space = 0x12345000,
+    };
+    PhysPageMap map;
+    PhysPageEntry root;
+    Error *err = NULL;
+    uint32_t i;
+
+    phys_sections_set_limit(1000);
+    map_init(&map, &root, 12);
+    phys_sections_set_limit(0);
+    for (i = 1; i < 1000; i++) {
+        assert_int_equal(add(&map, &mr, i * 4096ULL, 4096), i);
+    }
+    assert_int_equal(phys_sections_add(&map, &s, &err), PHYS_MAP_NODE_NIL);
+    assert_non_null(err);
+    if (!strstr(error_get_pretty(err), "section table full") ||
+        !strstr(error_get_pretty(err), "alias-at-the-limit") ||
+        !strstr(error_get_pretty(err), "0x12345000")) {
+        fail_msg("ceiling error does not name the table, region and"
+                 " address: %s", error_get_pretty(err));
+    }
+    error_free(err);
+    assert_int_equal(map.sections_nb, 1000);
+    assert_int_equal(mr.refs, 999);
+    phys_sections_free(&map, destroy);
+    assert_int_equal(mr.refs, 0);
+
+    /* the limit applies to maps created while it is set, and resets */
+    phys_sections_init(&map, 12);
+    assert_int_equal(map.sections_max, PHYS_SECTIONS_MAX);
+    phys_sections_free(&map, destroy);
+}
+
+/* The real ceiling is what the tree's node pointer can hold. */
+static void test_sections_real_ceiling_is_26_bits(void **state)
+{
+    PhysPageEntry e = { .ptr = 0 };
+
+    e.ptr--;    /* wraps to the widest value the field holds */
+    assert_int_equal(PHYS_SECTIONS_MAX, e.ptr);
+    assert_int_equal(PHYS_SECTIONS_MAX, (1u << 26) - 1);
+}
+
+/* Large mappings split across tree levels still find their section. */
+static void test_sections_large_ranges(void **state)
+{
+    MemoryRegion a = { .name = "a" }, b = { .name = "b" };
+    PhysPageMap map;
+    PhysPageEntry root;
+    uint32_t ia, ib;
+
+    map_init(&map, &root, 12);
+    ia = add(&map, &a, 0x1000, (1ULL << 40) - 0x1000);
+    ib = add(&map, &b, 1ULL << 40, 1ULL << 30);
+    phys_sections_map_pages(&map, &root, 1, (1ULL << 28) - 1, ia);
+    phys_sections_map_pages(&map, &root, 1ULL << 28, 1ULL << 18, ib);
+    phys_sections_compact(&map, &root);
+    assert_ptr_equal(phys_sections_find(&map, root, 0)->mr, &unassigned);
+    assert_ptr_equal(phys_sections_find(&map, root, 0x1000)->mr, &a);
+    assert_ptr_equal(phys_sections_find(&map, root, (1ULL << 40) - 1)->mr, &a);
+    assert_ptr_equal(phys_sections_find(&map, root, 1ULL << 40)->mr, &b);
+    assert_ptr_equal(phys_sections_find(&map, root,
+                                        (1ULL << 40) + (1ULL << 30) - 1)->mr,
+                     &b);
+    assert_ptr_equal(phys_sections_find(&map, root,
+                                        (1ULL << 40) + (1ULL << 30))->mr,
+                     &unassigned);
+    phys_sections_free(&map, destroy);
+    assert_int_equal(a.refs + b.refs, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sections_beyond_page_size_4k),
+        cmocka_unit_test(test_sections_beyond_page_size_1k),
+        cmocka_unit_test(test_subpages_beyond_65536_sections_4k),
+        cmocka_unit_test(test_subpages_beyond_65536_sections_1k),
+        cmocka_unit_test(test_sections_ceiling_is_an_error),
+        cmocka_unit_test(test_sections_real_ceiling_is_26_bits),
+        cmocka_unit_test(test_sections_large_ranges),
+    };
+
+    return cmocka_run_group_tests_name("physmem-sections", tests, NULL, NULL);
+}
