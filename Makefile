@@ -10,9 +10,13 @@ QEMU_BUILD       := $(BUILD)/qemu
 BASELINE_BUILD   := $(BUILD)/baseline
 PYTHON           := /usr/bin/python3
 
+# Firmware comes from Debian's seabios, ipxe-qemu and qemu-efi-aarch64
+# (the +ds source has no blobs).
+FIRMWARE_PATH    := /usr/share/seabios:/usr/lib/ipxe/qemu:/usr/share/qemu-efi-aarch64
 CONFIGURE_FLAGS  := --python=$(PYTHON) --target-list=$(TARGETS) \
                     --disable-download --disable-install-blobs \
-                    --disable-rust --disable-docs
+                    --disable-rust --disable-docs \
+                    --firmwarepath=$(FIRMWARE_PATH)
 
 SHELL            := /bin/bash
 .SHELLFLAGS      := -o pipefail -ec
@@ -23,7 +27,8 @@ NINJA_PROGRESS   := awk -F'[][/]' '!/^\[/ || $$2 % 250 == 0 || $$2 == $$3 { prin
 export QEMU_DEB_VERSION
 
 .PHONY: all deps fetch apply qemu run check check-fast check-upstream \
-        baseline clean distclean
+        configure baseline baseline-apply baseline-configure bench \
+        clean distclean
 
 all: qemu
 
@@ -36,14 +41,11 @@ fetch: deps
 apply: fetch
 	@scripts/apply.sh $(PRISTINE) $(SRC)
 
-$(QEMU_BUILD)/build.ninja: | apply
-	@mkdir -p $(QEMU_BUILD)
-	@echo "configure: patched tree -> $(QEMU_BUILD)"
-	@cd $(QEMU_BUILD) && $(SRC)/configure $(CONFIGURE_FLAGS) > configure.log 2>&1 || \
-	    { tail -20 configure.log; echo "configure failed: $(QEMU_BUILD)/configure.log"; exit 1; }
+configure: apply
+	@scripts/configure.sh $(SRC) $(QEMU_BUILD) $(CONFIGURE_FLAGS)
 
 # The emulators; test binaries are built by the runners that need them.
-qemu: apply $(QEMU_BUILD)/build.ninja
+qemu: configure
 	@ninja -C $(QEMU_BUILD) qemu-system-x86_64 qemu-system-aarch64 | $(NINJA_PROGRESS)
 	@test -x $(QEMU_BUILD)/qemu-system-x86_64 -a -x $(QEMU_BUILD)/qemu-system-aarch64
 
@@ -62,14 +64,24 @@ check-upstream: qemu
 	@cd $(QEMU_BUILD) && meson test -q --print-errorlogs --num-processes 2 \
 	    --suite qtest-x86_64 --suite qtest-aarch64
 
-# Unpatched build of the same source, for side-by-side benchmarks only.
-$(BASELINE_BUILD)/build.ninja: | fetch
-	@mkdir -p $(BASELINE_BUILD)
-	@cd $(BASELINE_BUILD) && $(PRISTINE)/configure $(CONFIGURE_FLAGS) > configure.log 2>&1 || \
-	    { tail -20 configure.log; echo "configure failed: $(BASELINE_BUILD)/configure.log"; exit 1; }
+# Unpatched build of the same source, for side-by-side benchmarks only:
+# upstream code plus the test objects the benchmarks drive
+# (patches/series.baseline), none of the fixes.
+BASELINE_SRC     := $(BUILD)/src-baseline
 
-baseline: fetch $(BASELINE_BUILD)/build.ninja
+baseline-apply: fetch
+	@scripts/apply.sh $(PRISTINE) $(BASELINE_SRC) patches/series.baseline
+
+baseline-configure: baseline-apply
+	@scripts/configure.sh $(BASELINE_SRC) $(BASELINE_BUILD) $(CONFIGURE_FLAGS)
+
+baseline: baseline-configure
 	@ninja -C $(BASELINE_BUILD) qemu-system-x86_64 qemu-system-aarch64 | $(NINJA_PROGRESS)
+
+# Benchmarks: patched vs baseline in the same run (builds both).
+bench: qemu baseline
+	@$(PYTHON) bench/alias-commit.py --patched $(QEMU_BUILD)/qemu-system-x86_64 \
+	    --baseline $(BASELINE_BUILD)/qemu-system-x86_64
 
 clean:
 	rm -rf $(QEMU_BUILD) $(BUILD)/unit

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Build the patched QEMU tree: pristine source + our overlay files + patches/series.
-# Usage: apply.sh PRISTINE_DIR PATCHED_DIR
+# Usage: apply.sh PRISTINE_DIR PATCHED_DIR [SERIES_FILE]
+#
+# SERIES_FILE defaults to patches/series; the benchmark baseline uses
+# patches/series.baseline (test objects only, none of the fixes).
 #
 # Incremental: the desired content of every file we manage (overlay files, and
 # upstream files touched by the series) is first assembled in a staging tree;
@@ -12,6 +15,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 pristine=$(cd "${1:?usage: apply.sh PRISTINE PATCHED}" && pwd)
 patched=${2:?usage: apply.sh PRISTINE PATCHED}
+series=${3:-$top/patches/series}
 
 die() { echo "apply.sh: $*" >&2; exit 1; }
 
@@ -41,8 +45,8 @@ overlay_files() {
 }
 
 series_patches() {
-    [ -f "$top/patches/series" ] || return 0
-    sed -e 's/#.*//' -e 's/[[:space:]]*$//' "$top/patches/series" | grep -v '^$' || true
+    [ -f "$series" ] || return 0
+    sed -e 's/#.*//' -e 's/[[:space:]]*$//' "$series" | grep -v '^$' || true
 }
 
 patch_files() {   # files a patch touches (new side)
@@ -64,7 +68,7 @@ done
 mapfile -t pl < <(series_patches)
 touched=()
 for p in "${pl[@]}"; do
-    [ -f "$top/patches/$p" ] || die "patch $p listed in patches/series is missing"
+    [ -f "$top/patches/$p" ] || die "patch $p listed in $(basename "$series") is missing"
     while read -r f; do
         [ -n "$f" ] && touched+=("$f")
     done < <(patch_files "$top/patches/$p")

@@ -147,7 +147,7 @@ class QEMU:
     def mtree_find(self, name, flat=False):
         """Start address of the first region called name in info mtree."""
         out = self.hmp("info mtree" + (" -f" if flat else ""))
-        m = re.search(r"^\s*([0-9a-f]+)-([0-9a-f]+) \(prio [-0-9]+, \w+\): "
+        m = re.search(r"^\s*([0-9a-f]+)-([0-9a-f]+) \(prio [-0-9]+, [^)]*\): "
                       + re.escape(name) + r"\b", out, re.M)
         if not m:
             raise RuntimeError("region %s not found in info mtree" % name)

@@ -41,8 +41,8 @@ def topology(tmp, gran):
 
 
 def window_lines(mtree):
-    """The flat-view lines that describe the CXL window (first view only)."""
-    view = mtree.split("FlatView #")[1]
+    """The lines of the system memory FlatView that describe the window."""
+    view = [v for v in mtree.split("FlatView #") if 'AS "memory"' in v][0]
     return [l for l in view.splitlines() if "cxl-fixed-memory" in l]
 
 

@@ -11,6 +11,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/error-report.h"
 #include "exec/memory-sections.h"
 
 /* Size of the address space the tree covers. */
@@ -49,6 +50,22 @@ uint32_t phys_sections_add(PhysPageMap *map,
     map->sections[map->sections_nb] = *section;
     memory_region_ref(section->mr);
     return map->sections_nb++;
+}
+
+uint32_t phys_sections_add_or_report(PhysPageMap *map,
+                                     const MemoryRegionSection *section)
+{
+    Error *err = NULL;
+    uint32_t index = phys_sections_add(map, section, &err);
+
+    if (err) {
+        if (!map->dropped++) {
+            error_report_err(err);
+        } else {
+            error_free(err);
+        }
+    }
+    return index;
 }
 
 void phys_sections_free(PhysPageMap *map, void (*destroy)(MemoryRegion *mr))

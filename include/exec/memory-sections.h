@@ -2,9 +2,10 @@
  * Physical section table: the map from guest-physical pages to
  * MemoryRegionSections used by an AddressSpaceDispatch
  *
+ * Copyright (c) 2003 Fabrice Bellard (the radix tree, from physmem.c)
  * Copyright (c) 2026 The qemu-cxl-interleave authors
  *
- * SPDX-License-Identifier: GPL-2.0-or-later
+ * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
 #ifndef EXEC_MEMORY_SECTIONS_H
@@ -29,9 +30,9 @@
 
 typedef struct PhysPageEntry {
     /* How many bits skip to next level (in units of L2_SIZE). 0 for a leaf. */
-    uint32_t skip : 6;
+    uint32_t skip:6;
     /* index into sections (!skip) or nodes (skip) */
-    uint32_t ptr : 26;
+    uint32_t ptr:26;
 } PhysPageEntry;
 
 #define PHYS_MAP_NODE_NIL (((uint32_t)~0) >> 6)
@@ -51,6 +52,7 @@ typedef struct PhysPageMap {
     uint32_t sections_max;      /* PHYS_SECTIONS_MAX unless a test lowers it */
     uint32_t sections_nb;
     uint32_t sections_nb_alloc;
+    uint32_t dropped;           /* sections refused at the ceiling */
     unsigned nodes_nb;
     unsigned nodes_nb_alloc;
     Node *nodes;
@@ -80,6 +82,14 @@ void phys_sections_free(PhysPageMap *map, void (*destroy)(MemoryRegion *mr));
  */
 uint32_t phys_sections_add(PhysPageMap *map,
                            const MemoryRegionSection *section, Error **errp);
+
+/**
+ * phys_sections_add_or_report: phys_sections_add(), reporting a full
+ * table with error_report() once per map (later failures are counted
+ * in @dropped) instead of returning the error
+ */
+uint32_t phys_sections_add_or_report(PhysPageMap *map,
+                                     const MemoryRegionSection *section);
 
 /**
  * phys_sections_set_limit: lower the ceiling (tests only); 0 restores

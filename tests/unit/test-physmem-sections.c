@@ -5,6 +5,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/error-report.h"
 #include "exec/memory-sections.h"
 
 #include <setjmp.h>
@@ -195,6 +196,32 @@ static void test_sections_ceiling_is_an_error(void **state)
     phys_sections_free(&map, destroy);
 }
 
+/* At the ceiling, the dispatch reports once per map, not per section. */
+static void test_sections_ceiling_reported_once(void **state)
+{
+    MemoryRegion mr = { .name = "many" };
+    MemoryRegionSection s = { .mr = &mr, .size = int128_make64(4096) };
+    unsigned before = error_report_count;
+    PhysPageMap map;
+    PhysPageEntry root;
+    int i;
+
+    phys_sections_set_limit(10);
+    map_init(&map, &root, 12);
+    phys_sections_set_limit(0);
+    for (i = 1; i < 10; i++) {
+        assert_int_equal(phys_sections_add_or_report(&map, &s), i);
+    }
+    for (i = 0; i < 5; i++) {
+        assert_int_equal(phys_sections_add_or_report(&map, &s),
+                         PHYS_MAP_NODE_NIL);
+    }
+    assert_int_equal(error_report_count - before, 1);
+    assert_int_equal(map.dropped, 5);
+    phys_sections_free(&map, destroy);
+    assert_int_equal(mr.refs, 0);
+}
+
 /* The real ceiling is what the tree's node pointer can hold. */
 static void test_sections_real_ceiling_is_26_bits(void **state)
 {
@@ -241,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_subpages_beyond_65536_sections_4k),
         cmocka_unit_test(test_subpages_beyond_65536_sections_1k),
         cmocka_unit_test(test_sections_ceiling_is_an_error),
+        cmocka_unit_test(test_sections_ceiling_reported_once),
         cmocka_unit_test(test_sections_real_ceiling_is_26_bits),
         cmocka_unit_test(test_sections_large_ranges),
     };

@@ -5,6 +5,7 @@
  */
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qemu/error-report.h"
 
 Error *error_abort;
 
@@ -40,4 +41,13 @@ void error_free(Error *err)
         g_free(err->msg);
         g_free(err);
     }
+}
+
+unsigned error_report_count;
+
+void error_report_err(Error *err)
+{
+    error_report_count++;
+    fprintf(stderr, "%s\n", err->msg);
+    error_free(err);
 }

@@ -11,27 +11,7 @@
 typedef uint64_t hwaddr;
 #define HWADDR_PRIx PRIx64
 
-typedef __int128_t Int128;
-
-static inline uint64_t int128_getlo(Int128 a)
-{
-    return a;
-}
-
-static inline int64_t int128_gethi(Int128 a)
-{
-    return a >> 64;
-}
-
-static inline Int128 int128_make64(uint64_t a)
-{
-    return a;
-}
-
-static inline Int128 int128_2_64(void)
-{
-    return (Int128)1 << 64;
-}
+#include "qemu/int128.h"
 
 struct rcu_head {
     void *next, *func;
