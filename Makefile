@@ -45,9 +45,12 @@ configure: apply
 	@scripts/configure.sh $(SRC) $(QEMU_BUILD) $(CONFIGURE_FLAGS)
 
 # The emulators; test binaries are built by the runners that need them.
+# Run from the build directory, QEMU relocates the firmware path into
+# qemu-bundle/: point it at Debian's firmware there.
 qemu: configure
 	@ninja -C $(QEMU_BUILD) qemu-system-x86_64 qemu-system-aarch64 | $(NINJA_PROGRESS)
 	@test -x $(QEMU_BUILD)/qemu-system-x86_64 -a -x $(QEMU_BUILD)/qemu-system-aarch64
+	@scripts/firmware-links.sh $(QEMU_BUILD) $(FIRMWARE_PATH)
 
 # The demo: a q35 machine with a 4-way interleaved CXL fixed memory window.
 run: qemu
@@ -77,6 +80,7 @@ baseline-configure: baseline-apply
 
 baseline: baseline-configure
 	@ninja -C $(BASELINE_BUILD) qemu-system-x86_64 qemu-system-aarch64 | $(NINJA_PROGRESS)
+	@scripts/firmware-links.sh $(BASELINE_BUILD) $(FIRMWARE_PATH)
 
 # Benchmarks: patched vs baseline in the same run (builds both).
 bench: qemu baseline

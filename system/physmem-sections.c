@@ -32,6 +32,15 @@ void phys_sections_init(PhysPageMap *map, unsigned page_bits)
     map->sections_max = sections_limit;
 }
 
+void phys_sections_reserve(PhysPageMap *map, uint32_t nb)
+{
+    nb = MIN(nb, map->sections_max);
+    if (nb > map->sections_nb_alloc) {
+        map->sections_nb_alloc = nb;
+        map->sections = g_renew(MemoryRegionSection, map->sections, nb);
+    }
+}
+
 uint32_t phys_sections_add(PhysPageMap *map,
                            const MemoryRegionSection *section, Error **errp)
 {

@@ -86,15 +86,30 @@ void range_coverage_claim(RangeCoverage *rc, Int128 start, Int128 size,
      * Replace every range that overlaps or touches [start, end) by their
      * union: a range ending exactly at @start is the one before @it.
      */
-    merged = g_new(CoveredRange, 1);
-    merged->start = start;
-    merged->end = end;
     if (!g_sequence_iter_is_begin(it)) {
         prev = g_sequence_iter_prev(it);
         if (int128_eq(((CoveredRange *)g_sequence_get(prev))->end, start)) {
             it = prev;
         }
     }
+
+    /* Common case (regions rendered side by side): grow one in place. */
+    if (!g_sequence_iter_is_end(it)) {
+        CoveredRange *r = g_sequence_get(it);
+        GSequenceIter *next = g_sequence_iter_next(it);
+
+        if (int128_le(r->start, end) &&
+            (g_sequence_iter_is_end(next) ||
+             int128_gt(((CoveredRange *)g_sequence_get(next))->start, end))) {
+            r->start = int128_min(r->start, start);
+            r->end = int128_max(r->end, end);
+            return;
+        }
+    }
+
+    merged = g_new(CoveredRange, 1);
+    merged->start = start;
+    merged->end = end;
     while (!g_sequence_iter_is_end(it)) {
         CoveredRange *r = g_sequence_get(it);
         GSequenceIter *next;

@@ -2,7 +2,7 @@
  * Test device: an interleave built from many alias MemoryRegions
  *
  *   -device x-alias-interleave-testdev,id=il,count=32768,granule=16384,
- *           targets=4,addr=ADDR,targets-addr=TADDR
+ *           targets=4,addr=ADDR,targets-addr=TADDR[,names=unique|none|same]
  *
  * creates @targets RAM regions of count / targets * granule bytes, maps
  * them one after the other at @targets-addr, and maps at @addr a
@@ -43,7 +43,7 @@ struct AliasInterleaveTestdev {
     uint32_t nb_targets;
     uint64_t addr;
     uint64_t targets_addr;
-    bool same_names;
+    char *names;
 
     MemoryRegion container;
     MemoryRegion *targets;
@@ -72,6 +72,15 @@ static void alias_interleave_realize(DeviceState *dev, Error **errp)
                    TYPE_ALIAS_INTERLEAVE_TESTDEV, s->granule);
         return;
     }
+    if (!s->names) {
+        s->names = g_strdup("unique");
+    }
+    if (strcmp(s->names, "unique") && strcmp(s->names, "none") &&
+        strcmp(s->names, "same")) {
+        error_setg(errp, "%s: names must be unique, none or same",
+                   TYPE_ALIAS_INTERLEAVE_TESTDEV);
+        return;
+    }
     per_target = s->count / s->nb_targets * s->granule;
 
     s->targets = g_new0(MemoryRegion, s->nb_targets);
@@ -91,8 +100,13 @@ static void alias_interleave_realize(DeviceState *dev, Error **errp)
                        (uint64_t)s->count * s->granule);
     s->aliases = g_new0(MemoryRegion, s->count);
     for (i = 0; i < s->count; i++) {
-        g_autofree char *name = s->same_names ? g_strdup("alias-il") :
-                                g_strdup_printf("alias-il-%u", i);
+        g_autofree char *name = NULL;
+
+        if (!strcmp(s->names, "same")) {
+            name = g_strdup("alias-il");
+        } else if (!strcmp(s->names, "unique")) {
+            name = g_strdup_printf("alias-il-%u", i);
+        }
 
         memory_region_init_alias(&s->aliases[i], obj, name,
                                  &s->targets[i % s->nb_targets],
@@ -161,8 +175,11 @@ static const Property alias_interleave_properties[] = {
     DEFINE_PROP_UINT64("addr", AliasInterleaveTestdev, addr, 0),
     DEFINE_PROP_UINT64("targets-addr", AliasInterleaveTestdev, targets_addr,
                        0),
-    /* give every alias the same name (shows QOM's [*] name probing) */
-    DEFINE_PROP_BOOL("same-names", AliasInterleaveTestdev, same_names, false),
+    /*
+     * Alias names: "unique" (alias-il-N), "none" (NULL: no QOM child) or
+     * "same" (all alias-il: shows QOM's [*] name probing, O(n) each).
+     */
+    DEFINE_PROP_STRING("names", AliasInterleaveTestdev, names),
 };
 
 static void alias_interleave_class_init(ObjectClass *oc, const void *data)

@@ -67,6 +67,12 @@ typedef struct PhysPageMap {
 void phys_sections_init(PhysPageMap *map, unsigned page_bits);
 
 /**
+ * phys_sections_reserve: make room for @nb sections at once (a dispatch
+ * knows its FlatView's size: growing by doubling copies the array)
+ */
+void phys_sections_reserve(PhysPageMap *map, uint32_t nb);
+
+/**
  * phys_sections_free: drop every section (calling @destroy on its
  * region, which must release the reference phys_sections_add took) and
  * the tree.
