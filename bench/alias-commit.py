@@ -33,9 +33,9 @@ def run(binary, machine, n, names):
             % (n, WINDOW, TARGETS_AT, names)]
     try:
         q = cxlqtest.QEMU(binary, args)
-    except RuntimeError as e:
+    except (RuntimeError, OSError, ValueError) as e:
         lines = [l for l in str(e).splitlines() if l.strip()]
-        return "failed: " + (lines[-1][-70:] if lines else "no output")
+        return "failed: " + (lines[-1][-70:] if lines else type(e).__name__)
     try:
         path = "/machine/peripheral/il"
         build = q.qmp("qom-get", path=path, property="build-ns")

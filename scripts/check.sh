@@ -50,16 +50,13 @@ tier_standalone() {
 }
 
 # Tier 2: meson tests of the patched build (upstream suites we must keep
-# green, and our in-tree tests).
-tier_meson() {
-    local log=$log_dir/meson.log ok fail
-    # meson test builds what the selected tests need.
-    (cd "$qemu_build" && meson test -q --print-errorlogs --num-processes 2 \
-        --suite unit \
-        qtest-x86_64/cxl-test qtest-aarch64/cxl-test \
-        qtest-x86_64/alias-interleave-test qtest-aarch64/alias-interleave-test) \
+# green, and our in-tree tests).  meson test builds what they need.
+meson_tier() {   # meson_tier LABEL LOG ARGS...
+    local label=$1 log=$log_dir/$2 ok fail rc
+    shift 2
+    (cd "$qemu_build" && meson test -q --print-errorlogs --num-processes 2 "$@") \
         > "$log" 2>&1
-    local rc=$?
+    rc=$?
     ok=$(awk '/^Ok:/ {a += $2} /^Expected Fail:/ {a += $3} END {print a + 0}' "$log")
     fail=$(awk '/^Fail:/ {a += $2} /^Unexpected Pass:/ {a += $3} /^Timeout:/ {a += $2}
                END {print a + 0}' "$log")
@@ -67,7 +64,14 @@ tier_meson() {
         grep -E 'FAIL|ERROR|TIMEOUT' "$log" | head -40
         [ "$fail" = 0 ] && { tail -30 "$log"; fail=1; }
     fi
-    count "meson (unit, qtests)" "$ok" "$fail"
+    count "$label" "$ok" "$fail"
+}
+
+tier_meson() {
+    meson_tier "meson unit suite" meson-unit.log --suite unit
+    meson_tier "meson qtests (x86_64, aarch64)" meson-qtest.log \
+        qtest-x86_64/cxl-test qtest-aarch64/cxl-test \
+        qtest-x86_64/alias-interleave-test qtest-aarch64/alias-interleave-test
 }
 
 # Tier 3: the README demo, which checks where every byte landed.

@@ -74,8 +74,13 @@ class QEMU:
         finally:
             ls_q.close()
             ls_m.close()
-        json.loads(self.m.readline())        # greeting
-        self.qmp("qmp_capabilities")
+        try:
+            json.loads(self.m.readline())        # greeting
+            self.qmp("qmp_capabilities")
+        except (OSError, ValueError):
+            self.proc.wait()
+            raise RuntimeError("QEMU exited (%s): %s"
+                               % (self.proc.returncode, self.stderr()))
 
     def stderr(self):
         self.log.flush()

@@ -67,7 +67,6 @@ pkgs=(
     libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev libslirp-dev
     libcmocka-dev valgrind
     seabios ipxe-qemu qemu-efi-aarch64
-    ndctl
 )
 apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null ||
     die "apt-get install failed: ${pkgs[*]}"
