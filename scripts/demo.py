@@ -40,6 +40,15 @@ def topology(tmp, gran):
     return args
 
 
+def served_as(lines):
+    """What the flat view says serves the window."""
+    kinds = sorted({l.split(",")[1].split(")")[0].strip() for l in lines})
+    if kinds == ["i/o"]:
+        return ("MMIO: every access is decoded by cxl_read_cfmws()/"
+                "cxl_write_cfmws() (no RAM fast path, no DMA map)")
+    return "/".join(kinds)
+
+
 def window_lines(mtree):
     """The lines of the system memory FlatView that describe the window."""
     view = [v for v in mtree.split("FlatView #") if 'AS "memory"' in v][0]
@@ -65,8 +74,10 @@ def main():
         say("CXL fixed window: 0x%x, %d MiB, %d-way over %d type-3 devices, "
             "granule %d" % (win_base, win_size >> 20, WAYS, WAYS, opt.granule))
         say("\nBefore commit, info mtree -f:")
-        for l in window_lines(qemu.hmp("info mtree -f")):
+        lines = window_lines(qemu.hmp("info mtree -f"))
+        for l in lines:
             say(l)
+        say("  -> served as " + served_as(lines))
 
         # Root ports live on the pxb-cxl bus 12, device = slot.
         for i in range(WAYS):
@@ -87,8 +98,10 @@ def main():
             raise RuntimeError("host bridge decoder did not commit")
 
         say("\nAfter commit, info mtree -f:")
-        for l in window_lines(qemu.hmp("info mtree -f")):
+        lines = window_lines(qemu.hmp("info mtree -f"))
+        for l in lines:
             say(l)
+        say("  -> served as " + served_as(lines))
 
         # One pattern per chunk: 'chunk number' repeated, so a misplaced
         # chunk is identifiable.
