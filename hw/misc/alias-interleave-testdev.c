@@ -12,6 +12,11 @@
  * transaction, the way bulk users should do it (see
  * docs/devel/memory-sections.rst).
  *
+ * With mmio=on the targets are I/O regions instead of RAM: an 8-byte read
+ * at offset o of target t returns (0xa0 + t) << 56 | o, so a CPU access
+ * through the window exercises the TCG I/O TLB path (section numbers
+ * past the page size).
+ *
  * Read-only properties report what it cost: "build-ns" (create, add and
  * commit all aliases), and "recommit-ns", refreshed each time the
  * "recommit" property is set: an unrelated commit elsewhere in the
@@ -44,13 +49,40 @@ struct AliasInterleaveTestdev {
     uint64_t addr;
     uint64_t targets_addr;
     char *names;
+    bool mmio;
 
     MemoryRegion container;
     MemoryRegion *targets;
+    struct AliasInterleaveTarget *target_ids;
     MemoryRegion *aliases;
     MemoryRegion toggle;        /* the "unrelated" region of recommit */
     int64_t build_ns;
     int64_t recommit_ns;
+};
+
+typedef struct AliasInterleaveTarget {
+    unsigned index;
+} AliasInterleaveTarget;
+
+static uint64_t alias_interleave_mmio_read(void *opaque, hwaddr addr,
+                                           unsigned size)
+{
+    AliasInterleaveTarget *t = opaque;
+
+    return (uint64_t)(0xa0 + t->index) << 56 | addr;
+}
+
+static void alias_interleave_mmio_write(void *opaque, hwaddr addr,
+                                        uint64_t val, unsigned size)
+{
+}
+
+static const MemoryRegionOps alias_interleave_mmio_ops = {
+    .read = alias_interleave_mmio_read,
+    .write = alias_interleave_mmio_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .impl = { .min_access_size = 8, .max_access_size = 8 },
+    .valid = { .min_access_size = 1, .max_access_size = 8 },
 };
 
 static void alias_interleave_realize(DeviceState *dev, Error **errp)
@@ -84,11 +116,18 @@ static void alias_interleave_realize(DeviceState *dev, Error **errp)
     per_target = s->count / s->nb_targets * s->granule;
 
     s->targets = g_new0(MemoryRegion, s->nb_targets);
+    s->target_ids = g_new0(AliasInterleaveTarget, s->nb_targets);
     for (i = 0; i < s->nb_targets; i++) {
         g_autofree char *name = g_strdup_printf("alias-il-target%u", i);
 
-        if (!memory_region_init_ram_nomigrate(&s->targets[i], obj, name,
-                                              per_target, errp)) {
+        s->target_ids[i].index = i;
+        if (s->mmio) {
+            memory_region_init_io(&s->targets[i], obj,
+                                  &alias_interleave_mmio_ops,
+                                  &s->target_ids[i], name, per_target);
+        } else if (!memory_region_init_ram_nomigrate(&s->targets[i], obj,
+                                                     name, per_target,
+                                                     errp)) {
             return;
         }
     }
@@ -180,6 +219,7 @@ static const Property alias_interleave_properties[] = {
      * "same" (all alias-il: shows QOM's [*] name probing, O(n) each).
      */
     DEFINE_PROP_STRING("names", AliasInterleaveTestdev, names),
+    DEFINE_PROP_BOOL("mmio", AliasInterleaveTestdev, mmio, false),
 };
 
 static void alias_interleave_class_init(ObjectClass *oc, const void *data)

@@ -68,7 +68,7 @@ static void test_aliases_route_to_their_target(const void *data)
             g_test_message("alias %u: target %u offset 0x%" PRIx64
                            " holds 0x%" PRIx64 ", expected 0x%" PRIx64,
                            i, i % TARGETS,
-                           target_addr(c->count, i) - TARGETS_AT, got,
+                           (uint64_t)(target_addr(c->count, i) - TARGETS_AT), got,
                            pattern(i));
             g_assert_cmphex(got, ==, pattern(i));
         }
@@ -87,6 +87,97 @@ static void test_aliases_route_to_their_target(const void *data)
                    qdict_get_int(rsp, "return") / 1e6);
     qobject_unref(rsp);
     qtest_quit(qts);
+}
+
+/*
+ * TCG: an aarch64 guest loads through aliases whose sections are numbered
+ * past the page size (4096): the I/O TLB entries must find their section
+ * by its own field, not by the page-offset bits of the old encoding.
+ *
+ * The payload (A64, MMU off, run from flash at 0 with -bios):
+ *     ldr  x0, base ; ldr x2, result ; ldr x3, stride ; ldr x4, count
+ * 1:  ldr  x1, [x0] ; str x1, [x2], #8 ; add x0, x0, x3
+ *     subs x4, x4, #1 ; b.ne 1b ; b .
+ */
+#define TCG_ALIASES     8192
+#define TCG_FIRST       5000        /* section numbers well past 4096 */
+#define TCG_STEP        401
+#define TCG_PROBES      8
+#define TCG_RESULT      0x40001000ULL   /* virt RAM */
+#define TCG_OFFSET      0x28            /* inside each probed granule */
+
+static const uint32_t tcg_payload[] = {
+    0x58000140, 0x58000162, 0x58000183, 0x580001a4,
+    0xf9400001, 0xf8008441, 0x8b030000, 0xf1000484,
+    0x54ffff81, 0x14000000,
+};
+
+static uint64_t mmio_value(uint32_t alias)
+{
+    /* alias k shows granule k / 4 of I/O target k % 4 */
+    return (uint64_t)(0xa0 + alias % TARGETS) << 56 |
+           ((uint64_t)(alias / TARGETS) * GRANULE + TCG_OFFSET);
+}
+
+/* The dispatch section number serving @addr, from info mtree -d. */
+static long section_number(QTestState *qts, uint64_t addr)
+{
+    g_autofree char *out = qtest_hmp(qts, "info mtree -f -d");
+    g_autofree char *at = g_strdup_printf(" @%016" PRIx64 "..", addr);
+    const char *p = strstr(out, at);
+
+    while (p && p > out && p[-1] != '#') {
+        p--;
+    }
+    return p && p > out ? strtol(p, NULL, 10) : -1;
+}
+
+static void test_tcg_io_tlb_past_page_size_sections(void)
+{
+    g_autofree char *bios = NULL;
+    uint8_t image[0x48] = { 0 };
+    uint64_t lit[4] = {
+        WINDOW + (uint64_t)TCG_FIRST * GRANULE + TCG_OFFSET,
+        TCG_RESULT, (uint64_t)TCG_STEP * GRANULE, TCG_PROBES,
+    };
+    QTestState *qts;
+    long sect;
+    int fd, i;
+    gint64 deadline;
+
+    memcpy(image, tcg_payload, sizeof(tcg_payload));
+    memcpy(image + 0x28, lit, sizeof(lit));     /* little-endian host */
+    fd = g_file_open_tmp("alias-il-XXXXXX.bin", &bios, NULL);
+    g_assert(fd >= 0);
+    g_assert_cmpint(write(fd, image, sizeof(image)), ==, sizeof(image));
+    close(fd);
+
+    qts = qtest_initf("-machine virt -cpu max -accel tcg -m 128M -S "
+                      "-bios %s -device x-alias-interleave-testdev,id=il,"
+                      "count=%u,granule=%u,targets=%u,addr=0x%" PRIx64
+                      ",targets-addr=0x%" PRIx64 ",mmio=on",
+                      bios, TCG_ALIASES, GRANULE, TARGETS,
+                      (uint64_t)WINDOW, (uint64_t)TARGETS_AT);
+
+    /* the probes really sit in sections numbered past the page size */
+    sect = section_number(qts, WINDOW + (uint64_t)TCG_FIRST * GRANULE);
+    g_test_message("alias %u is section #%ld", TCG_FIRST, sect);
+    g_assert_cmpint(sect, >, 4096);
+
+    qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
+    deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+    while (!qtest_readq(qts, TCG_RESULT + (TCG_PROBES - 1) * 8)) {
+        g_assert(g_get_monotonic_time() < deadline);
+        g_usleep(10 * 1000);
+    }
+    for (i = 0; i < TCG_PROBES; i++) {
+        uint32_t alias = TCG_FIRST + i * TCG_STEP;
+
+        g_assert_cmphex(qtest_readq(qts, TCG_RESULT + i * 8), ==,
+                        mmio_value(alias));
+    }
+    qtest_quit(qts);
+    unlink(bios);
 }
 
 int main(int argc, char **argv)
@@ -113,6 +204,10 @@ int main(int argc, char **argv)
         cases[i] = (AliasCase) { .machine = machine, .count = counts[i] };
         qtest_add_data_func(path, &cases[i],
                             test_aliases_route_to_their_target);
+    }
+    if (g_str_equal(arch, "aarch64") && qtest_has_accel("tcg")) {
+        qtest_add_func("/alias-interleave/virt/tcg-io-tlb-past-page-size",
+                       test_tcg_io_tlb_past_page_size_sections);
     }
     return g_test_run();
 }
