@@ -13,6 +13,7 @@
 
 #include "qemu/osdep.h"
 #include "libqtest.h"
+#include "qemu/cutils.h"
 #include "qobject/qdict.h"
 
 #define GRANULE     (16 * 1024)
@@ -68,8 +69,8 @@ static void test_aliases_route_to_their_target(const void *data)
             g_test_message("alias %u: target %u offset 0x%" PRIx64
                            " holds 0x%" PRIx64 ", expected 0x%" PRIx64,
                            i, i % TARGETS,
-                           (uint64_t)(target_addr(c->count, i) - TARGETS_AT), got,
-                           pattern(i));
+                           (uint64_t)(target_addr(c->count, i) - TARGETS_AT),
+                           got, pattern(i));
             g_assert_cmphex(got, ==, pattern(i));
         }
     }
@@ -124,12 +125,16 @@ static long section_number(QTestState *qts, uint64_t addr)
 {
     g_autofree char *out = qtest_hmp(qts, "info mtree -f -d");
     g_autofree char *at = g_strdup_printf(" @%016" PRIx64 "..", addr);
-    const char *p = strstr(out, at);
+    const char *p = strstr(out, at), *end;
+    long n = -1;
 
     while (p && p > out && p[-1] != '#') {
         p--;
     }
-    return p && p > out ? strtol(p, NULL, 10) : -1;
+    if (!p || p == out || qemu_strtol(p, &end, 10, &n)) {
+        return -1;
+    }
+    return n;
 }
 
 static void test_tcg_io_tlb_past_page_size_sections(void)
