@@ -115,6 +115,7 @@ MemoryInterleave *memory_interleave_new(uint64_t size, uint64_t chunk,
     }
 
     il = g_malloc0(sizeof(*il) + nb_entries * sizeof(il->entries[0]));
+    il->refcnt = 1;
     il->size = size;
     il->chunk = chunk;
     il->period = chunk * nb_entries;
@@ -174,9 +175,44 @@ void memory_interleave_free(MemoryInterleave *il)
     g_free(il);
 }
 
+MemoryInterleave *memory_interleave_ref(MemoryInterleave *il)
+{
+    if (il) {
+        g_atomic_int_inc(&il->refcnt);
+    }
+    return il;
+}
+
+void memory_interleave_unref(MemoryInterleave *il)
+{
+    if (il && g_atomic_int_dec_and_test(&il->refcnt)) {
+        memory_interleave_free(il);
+    }
+}
+
+char *memory_interleave_describe(const MemoryInterleave *il,
+                                 const char *(*target_name)(
+                                     const struct MemoryRegion *mr))
+{
+    GString *s = g_string_new(NULL);
+    unsigned i;
+
+    g_string_append_printf(s, "interleave %u x 0x%" PRIx64 ":",
+                           il->nb_entries, il->chunk);
+    for (i = 0; i < il->nb_entries; i++) {
+        const MemoryInterleaveEntry *e = &il->entries[i];
+
+        g_string_append_printf(s, "%s %s +0x%" PRIx64 "/0x%" PRIx64,
+                               i ? "," : "", target_name(e->target),
+                               e->base, e->stride);
+    }
+    return g_string_free(s, false);
+}
+
 bool memory_interleave_equal(const MemoryInterleave *a,
                              const MemoryInterleave *b)
 {
+    /* geometry and targets; not the reference count */
     if (a == b) {
         return true;
     }

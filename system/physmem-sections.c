@@ -221,6 +221,43 @@ void phys_sections_compact(PhysPageMap *map, PhysPageEntry *root)
     }
 }
 
+void phys_sections_add_interleave(PhysPageMap *map, PhysPageEntry *root,
+                                  const MemoryRegionSection *section)
+{
+    const MemoryInterleave *il = section->interleave;
+    uint64_t page_mask = ((uint64_t)1 << map->page_bits) - 1;
+    hwaddr start = section->offset_within_address_space;
+    uint64_t size = int128_get64(section->size);
+    uint32_t w, i;
+
+    /* rendering only emits page-aligned interleave ranges */
+    assert(!((start | size | section->offset_within_region) & page_mask));
+
+    if (map->sections_max - map->sections_nb < 1 + il->nb_entries) {
+        if (!map->dropped++) {
+            error_report("memory: section table full (%" PRIu32 " sections):"
+                         " interleave '%s' at 0x%" HWADDR_PRIx
+                         " left unmapped", map->sections_nb,
+                         memory_region_name(section->mr), start);
+        }
+        return;
+    }
+    w = phys_sections_add(map, section, &error_abort);
+    for (i = 0; i < il->nb_entries; i++) {
+        MemoryRegionSection target = {
+            .mr = il->entries[i].target,
+            .fv = section->fv,
+            .size = int128_make64(il->entries[i].target_size),
+            .readonly = section->readonly,
+            .nonvolatile = section->nonvolatile,
+        };
+
+        phys_sections_add(map, &target, &error_abort);
+    }
+    phys_sections_map_pages(map, root, start >> map->page_bits,
+                            size >> map->page_bits, w);
+}
+
 void phys_subpage_map_set(const PhysPageMap *map, uint32_t *sub_section,
                           unsigned start, unsigned end, uint32_t section)
 {

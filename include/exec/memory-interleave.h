@@ -41,6 +41,7 @@ typedef struct MemoryInterleaveEntry {
 } MemoryInterleaveEntry;
 
 typedef struct MemoryInterleave {
+    int refcnt;                  /* memory_interleave_ref()/_unref() */
     uint64_t size;               /* window size, a multiple of @chunk */
     uint64_t chunk;              /* bytes per chunk, a multiple of a page */
     uint64_t period;             /* @chunk * @nb_entries */
@@ -66,7 +67,8 @@ typedef struct MemoryInterleave {
  * reached beyond @target_size, and entries whose target bytes overlap
  * (with each other or, across periods, with themselves).
  *
- * Returns: a descriptor to free with memory_interleave_free(), or NULL.
+ * Returns: a descriptor holding one reference (memory_interleave_unref()
+ * drops it), or NULL.
  */
 MemoryInterleave *memory_interleave_new(uint64_t size, uint64_t chunk,
                                         unsigned nb_entries,
@@ -74,6 +76,20 @@ MemoryInterleave *memory_interleave_new(uint64_t size, uint64_t chunk,
                                         uint64_t page_size, Error **errp);
 
 void memory_interleave_free(MemoryInterleave *il);
+
+/* References: FlatViews and regions share descriptors (NULL is a no-op). */
+MemoryInterleave *memory_interleave_ref(MemoryInterleave *il);
+void memory_interleave_unref(MemoryInterleave *il);
+
+/**
+ * memory_interleave_describe: one line for info mtree, e.g.
+ * "interleave 4 x 0x4000: target0 +0x0/0x4000, ..."
+ *
+ * @target_name: names an entry's target
+ */
+char *memory_interleave_describe(const MemoryInterleave *il,
+                                 const char *(*target_name)(
+                                     const struct MemoryRegion *mr));
 
 /**
  * memory_interleave_equal: same geometry and same targets
@@ -118,5 +134,36 @@ static inline unsigned memory_interleave_translate(const MemoryInterleave *il,
  */
 uint64_t memory_interleave_entry_extent(const MemoryInterleave *il,
                                         unsigned e);
+
+/*
+ * Regions served through an interleave (system/memory-interleave-region.c)
+ *
+ * A region is rendered as one FlatRange carrying an interleave, and the
+ * dispatch resolves each access to the entry's target (O(ways) sections
+ * whatever the window size), when either
+ *  - memory_region_set_interleave() gave it one, or
+ *  - its subregions are at least MEMORY_INTERLEAVE_MIN_ALIASES aliases of
+ *    RAM that form a repeating pattern: equal sizes (a page multiple)
+ *    tiling the container from 0, targets cycling with a period, each
+ *    entry's alias offset advancing by a fixed stride per period.  The
+ *    pattern found is cached on the container until its subregions
+ *    change.
+ * The window must sit page-aligned in its address space; where it does
+ * not, the subregions are rendered one by one as before.
+ */
+#define MEMORY_INTERLEAVE_MIN_ALIASES 64
+
+/* Give @mr an interleave (a reference is taken), or none with NULL. */
+void memory_region_set_interleave(struct MemoryRegion *mr,
+                                  MemoryInterleave *il);
+
+/* The interleave that serves @mr, explicit or found in its subregions. */
+MemoryInterleave *memory_region_get_interleave(struct MemoryRegion *mr);
+
+/* @container's subregions changed: forget the pattern found in them. */
+void memory_region_interleave_invalidate(struct MemoryRegion *container);
+
+/* @mr is being finalized. */
+void memory_region_interleave_finalize(struct MemoryRegion *mr);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "system/memory.h"
 #include "qapi/error.h"
+#include "exec/memory-interleave.h"
 
 /*
  * A PhysPageMap holds every MemoryRegionSection of one FlatView in an
@@ -151,6 +152,33 @@ static inline MemoryRegionSection *phys_sections_find(const PhysPageMap *map,
         return section;
     }
     return &map->sections[PHYS_SECTION_UNASSIGNED];
+}
+
+/*
+ * Interleave sections.  A FlatRange served through an interleave is one
+ * section W, mapped on every page of the window, followed by one section
+ * per entry: W + 1 + e covers entry e's whole target.  A lookup that lands
+ * on W is resolved arithmetically to W + 1 + e and the target offset, and
+ * its length is clamped at the chunk end.  O(entries) sections per window,
+ * whatever its size.
+ */
+void phys_sections_add_interleave(PhysPageMap *map, PhysPageEntry *root,
+                                  const MemoryRegionSection *section);
+
+static inline MemoryRegionSection *
+phys_sections_translate_interleave(const PhysPageMap *map,
+                                   MemoryRegionSection *section, hwaddr addr,
+                                   hwaddr *xlat, hwaddr *plen)
+{
+    uint64_t off = addr - section->offset_within_address_space +
+                   section->offset_within_region;
+    uint64_t len = *plen, target_offset;
+    unsigned e = memory_interleave_translate(section->interleave, off,
+                                             &target_offset, &len);
+
+    *xlat = target_offset;
+    *plen = len;
+    return section + 1 + e;
 }
 
 /*

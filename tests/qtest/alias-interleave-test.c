@@ -24,6 +24,7 @@
 typedef struct AliasCase {
     const char *machine;
     uint32_t count;
+    bool edges;
 } AliasCase;
 
 static uint64_t pattern(uint32_t i)
@@ -74,6 +75,22 @@ static void test_aliases_route_to_their_target(const void *data)
             g_assert_cmphex(got, ==, pattern(i));
         }
     }
+    /* chunk edges: first and last 8 bytes of every granule */
+    if (c->edges) {
+        for (i = 0; i < c->count; i++) {
+            uint64_t w = WINDOW + (uint64_t)i * GRANULE;
+
+            qtest_writeq(qts, w, ~pattern(i));
+            qtest_writeq(qts, w + GRANULE - 8, pattern(i) ^ 0xff);
+        }
+        for (i = 0; i < c->count; i++) {
+            uint64_t t = target_addr(c->count, i);
+
+            g_assert_cmphex(qtest_readq(qts, t), ==, ~pattern(i));
+            g_assert_cmphex(qtest_readq(qts, t + GRANULE - 8), ==,
+                            pattern(i) ^ 0xff);
+        }
+    }
     /* and the last byte of the window reaches the last target's end */
     qtest_writeb(qts, WINDOW + (uint64_t)c->count * GRANULE - 1, 0xa5);
     g_assert_cmphex(qtest_readb(qts, target_addr(c->count, c->count - 1) +
@@ -91,9 +108,69 @@ static void test_aliases_route_to_their_target(const void *data)
 }
 
 /*
+ * The aliases repeat one pattern over RAM: the window must be a single
+ * FlatRange served through a 4-entry interleave, not 32768 ranges, and
+ * cost a handful of sections.  Fails if rendering silently falls back to
+ * one range (and one section) per alias.
+ */
+static void test_aliases_coalesce_into_one_interleave(const void *data)
+{
+    const char *machine = data;
+    const uint32_t count = 32768;
+    QTestState *qts;
+    g_autofree char *flat = NULL, *disp = NULL;
+    g_autofree char *range = NULL;
+    g_auto(GStrv) lines = NULL;
+    unsigned in_window = 0, target_sections = 0, i;
+    const char *p;
+
+    qts = qtest_initf("-machine %s -accel qtest "
+                      "-device x-alias-interleave-testdev,id=il,count=%u,"
+                      "granule=%u,targets=%u,addr=0x%" PRIx64
+                      ",targets-addr=0x%" PRIx64,
+                      machine, count, GRANULE, TARGETS,
+                      (uint64_t)WINDOW, (uint64_t)TARGETS_AT);
+    flat = qtest_hmp(qts, "info mtree -f");
+    range = g_strdup_printf("%016" PRIx64 "-%016" PRIx64 " ",
+                            (uint64_t)WINDOW,
+                            (uint64_t)WINDOW + (uint64_t)count * GRANULE - 1);
+    p = strstr(flat, range);
+    g_assert_nonnull(p);
+    g_assert(g_str_has_prefix(strchr(p, ':'),
+                              ": alias-il-container [interleave 4 x 0x4000:"));
+
+    /* no per-alias range anywhere inside the window, in any view */
+    lines = g_strsplit(flat, "\n", -1);
+    for (i = 0; lines[i]; i++) {
+        uint64_t start;
+
+        if (sscanf(lines[i], " %" SCNx64 "-", &start) == 1 &&
+            start >= WINDOW && start < WINDOW + (uint64_t)count * GRANULE) {
+            in_window++;
+        }
+    }
+    g_test_message("%s: %u ranges in the window", machine, in_window);
+    g_assert_cmpuint(in_window, >=, 1);
+    g_assert_cmpuint(in_window, <=, 4);     /* one per flat view */
+
+    /* the targets appear once as mapped RAM and once per entry */
+    disp = qtest_hmp(qts, "info mtree -f -d");
+    for (p = strstr(disp, " alias-il-target"); p;
+         p = strstr(p + 1, " alias-il-target")) {
+        target_sections++;
+    }
+    g_test_message("%s: %u sections name a target", machine,
+                   target_sections);
+    g_assert_cmpuint(target_sections, <, 64);
+    qtest_quit(qts);
+}
+
+/*
  * TCG: an aarch64 guest loads through aliases whose sections are numbered
- * past the page size (4096): the I/O TLB entries must find their section
- * by its own field, not by the page-offset bits of the old encoding.
+ * past the page size (4096): the I/O TLB entries must keep the section
+ * they were filled from, not a number in the page-offset bits of the old
+ * encoding.  The same loads through RAM aliases go through one interleave
+ * section and the RAM fast path.
  *
  * The payload (A64, MMU off, run from flash at 0 with -bios):
  *     ldr  x0, base ; ldr x2, result ; ldr x3, stride ; ldr x4, count
@@ -104,7 +181,7 @@ static void test_aliases_route_to_their_target(const void *data)
 #define TCG_FIRST       5000        /* section numbers well past 4096 */
 #define TCG_STEP        401
 #define TCG_PROBES      8
-#define TCG_RESULT      0x40001000ULL   /* virt RAM */
+#define TCG_RESULT      0x44000000ULL   /* virt RAM, clear of the DTB */
 #define TCG_OFFSET      0x28            /* inside each probed granule */
 
 static const uint32_t tcg_payload[] = {
@@ -137,7 +214,7 @@ static long section_number(QTestState *qts, uint64_t addr)
     return n;
 }
 
-static void test_tcg_io_tlb_past_page_size_sections(void)
+static void tcg_loads_through_window(bool mmio)
 {
     g_autofree char *bios = NULL;
     uint8_t image[0x48] = { 0 };
@@ -160,14 +237,31 @@ static void test_tcg_io_tlb_past_page_size_sections(void)
     qts = qtest_initf("-machine virt -cpu max -accel tcg -m 128M -S "
                       "-bios %s -device x-alias-interleave-testdev,id=il,"
                       "count=%u,granule=%u,targets=%u,addr=0x%" PRIx64
-                      ",targets-addr=0x%" PRIx64 ",mmio=on",
+                      ",targets-addr=0x%" PRIx64 ",mmio=%s",
                       bios, TCG_ALIASES, GRANULE, TARGETS,
-                      (uint64_t)WINDOW, (uint64_t)TARGETS_AT);
+                      (uint64_t)WINDOW, (uint64_t)TARGETS_AT,
+                      mmio ? "on" : "off");
 
-    /* the probes really sit in sections numbered past the page size */
-    sect = section_number(qts, WINDOW + (uint64_t)TCG_FIRST * GRANULE);
+    /* the firmware's DTB sits at the start of RAM: use a clear spot */
+    qtest_memset(qts, TCG_RESULT, 0, TCG_PROBES * 8);
+
+    sect = section_number(qts, WINDOW + (mmio ? (uint64_t)TCG_FIRST * GRANULE
+                                              : 0));
     g_test_message("alias %u is section #%ld", TCG_FIRST, sect);
-    g_assert_cmpint(sect, >, 4096);
+    if (mmio) {
+        /* I/O aliases: one section each, numbered past the page size */
+        g_assert_cmpint(sect, >, 4096);
+    } else {
+        /* RAM aliases: one interleave section; put the values in RAM */
+        g_assert_cmpint(sect, >, 0);
+        g_assert_cmpint(sect, <, 4096);
+        for (i = 0; i < TCG_PROBES; i++) {
+            uint32_t alias = TCG_FIRST + i * TCG_STEP;
+
+            qtest_writeq(qts, target_addr(TCG_ALIASES, alias) + TCG_OFFSET,
+                         mmio_value(alias));
+        }
+    }
 
     qtest_qmp_assert_success(qts, "{'execute': 'cont'}");
     deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
@@ -183,6 +277,17 @@ static void test_tcg_io_tlb_past_page_size_sections(void)
     }
     qtest_quit(qts);
     unlink(bios);
+}
+
+static void test_tcg_io_tlb_past_page_size_sections(void)
+{
+    tcg_loads_through_window(true);
+}
+
+/* The same loads through RAM aliases coalesced into an interleave. */
+static void test_tcg_loads_through_interleave(void)
+{
+    tcg_loads_through_window(false);
 }
 
 int main(int argc, char **argv)
@@ -206,13 +311,24 @@ int main(int argc, char **argv)
         g_autofree char *path = g_strdup_printf("/alias-interleave/%s/%u",
                                                 machine, counts[i]);
 
-        cases[i] = (AliasCase) { .machine = machine, .count = counts[i] };
+        cases[i] = (AliasCase) {
+            .machine = machine, .count = counts[i], .edges = i == 0,
+        };
         qtest_add_data_func(path, &cases[i],
                             test_aliases_route_to_their_target);
+    }
+    {
+        g_autofree char *path = g_strdup_printf(
+            "/alias-interleave/%s/coalesced", machine);
+
+        qtest_add_data_func(path, machine,
+                            test_aliases_coalesce_into_one_interleave);
     }
     if (g_str_equal(arch, "aarch64") && qtest_has_accel("tcg")) {
         qtest_add_func("/alias-interleave/virt/tcg-io-tlb-past-page-size",
                        test_tcg_io_tlb_past_page_size_sections);
+        qtest_add_func("/alias-interleave/virt/tcg-loads-through-interleave",
+                       test_tcg_loads_through_interleave);
     }
     return g_test_run();
 }

@@ -289,6 +289,32 @@ static void test_interleave_overlap_matches_bruteforce(void **state)
     assert_true(rejected > 1000 && accepted > 1000);
 }
 
+/* References and the one-line description info mtree prints. */
+static const char *fake_name(const struct MemoryRegion *mr)
+{
+    return mr == TARGET(0) ? "ram0" : "ram1";
+}
+
+static void test_interleave_refs_and_describe(void **state)
+{
+    MemoryInterleaveEntry two[2] = {
+        { TARGET(0), 1 << 20, 0, PAGE },
+        { TARGET(1), 1 << 20, PAGE, PAGE },
+    };
+    MemoryInterleave *il = memory_interleave_new(8 * PAGE, PAGE, 2, two,
+                                                 PAGE, &error_abort);
+    g_autofree char *d = memory_interleave_describe(il, fake_name);
+
+    assert_string_equal(d, "interleave 2 x 0x1000: ram0 +0x0/0x1000,"
+                        " ram1 +0x1000/0x1000");
+    assert_ptr_equal(memory_interleave_ref(il), il);
+    assert_int_equal(il->refcnt, 2);
+    memory_interleave_unref(il);
+    assert_int_equal(il->refcnt, 1);
+    memory_interleave_unref(il);       /* freed: valgrind checks */
+    memory_interleave_unref(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_interleave_base_and_stride),
         cmocka_unit_test(test_interleave_bad_descriptors),
         cmocka_unit_test(test_interleave_overlap_matches_bruteforce),
+        cmocka_unit_test(test_interleave_refs_and_describe),
     };
 
     return cmocka_run_group_tests_name("memory-interleave", tests, NULL, NULL);

@@ -260,6 +260,65 @@ static void test_sections_large_ranges(void **state)
     assert_int_equal(a.refs + b.refs, 0);
 }
 
+/*
+ * An interleave window is O(entries) sections, and every page of it
+ * resolves to the right entry's target section and offset.
+ */
+static void test_interleave_window_costs_entries_not_pages(void **state)
+{
+    MemoryRegion t[4] = { { .name = "t0" }, { .name = "t1" },
+                          { .name = "t2" }, { .name = "t3" } };
+    MemoryRegion win = { .name = "window" };
+    const uint64_t chunk = 16384, size = 512ULL << 20, base = 1ULL << 32;
+    MemoryInterleaveEntry e[4];
+    MemoryInterleave *il;
+    MemoryRegionSection s;
+    PhysPageMap map;
+    PhysPageEntry root;
+    uint32_t before, i;
+    uint64_t off;
+
+    for (i = 0; i < 4; i++) {
+        e[i] = (MemoryInterleaveEntry) { &t[i], size / 4, 0, chunk };
+    }
+    il = memory_interleave_new(size, chunk, 4, e, 4096, &error_abort);
+    s = (MemoryRegionSection) {
+        .mr = &win, .size = int128_make64(size),
+        .offset_within_address_space = base, .interleave = il,
+    };
+    map_init(&map, &root, 12);
+    before = map.sections_nb;
+    phys_sections_add_interleave(&map, &root, &s);
+    phys_sections_compact(&map, &root);
+    assert_int_equal(map.sections_nb - before, 1 + 4);
+
+    for (off = 0; off < size; off += 4096 * 7 + 8) {
+        MemoryRegionSection *w = phys_sections_find(&map, root, base + off);
+        hwaddr xlat, len = 1 << 20;
+        MemoryRegionSection *t_s;
+        uint64_t chunk_nr = off / chunk;
+
+        assert_ptr_equal(w->mr, &win);
+        t_s = phys_sections_translate_interleave(&map, w, base + off, &xlat,
+                                                 &len);
+        if (t_s->mr != &t[chunk_nr % 4] ||
+            xlat != (chunk_nr / 4) * chunk + off % chunk ||
+            len != chunk - off % chunk) {
+            fail_msg("window offset 0x%" PRIx64 ": %s +0x%" PRIx64
+                     " len 0x%" PRIx64, off, t_s->mr->name, xlat, len);
+        }
+    }
+    assert_ptr_equal(phys_sections_find(&map, root, base - 1)->mr,
+                     &unassigned);
+    assert_ptr_equal(phys_sections_find(&map, root, base + size)->mr,
+                     &unassigned);
+    phys_sections_free(&map, destroy);
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(t[i].refs, 0);
+    }
+    memory_interleave_unref(il);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_sections_ceiling_reported_once),
         cmocka_unit_test(test_sections_real_ceiling_is_26_bits),
         cmocka_unit_test(test_sections_large_ranges),
+        cmocka_unit_test(test_interleave_window_costs_entries_not_pages),
     };
 
     return cmocka_run_group_tests_name("physmem-sections", tests, NULL, NULL);

@@ -51,3 +51,14 @@ void error_report_err(Error *err)
     fprintf(stderr, "%s\n", err->msg);
     error_free(err);
 }
+
+void error_report(const char *fmt, ...)
+{
+    va_list ap;
+
+    error_report_count++;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+}

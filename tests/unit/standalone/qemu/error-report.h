@@ -10,6 +10,7 @@
 
 /* Print the error on stderr and free it; counted for tests. */
 void error_report_err(Error *err);
+void error_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern unsigned error_report_count;
 
 #endif

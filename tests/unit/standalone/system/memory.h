@@ -33,6 +33,7 @@ typedef struct MemoryRegionSection {
     bool readonly;
     bool nonvolatile;
     bool unmergeable;
+    struct MemoryInterleave *interleave;
 } MemoryRegionSection;
 
 static inline void memory_region_ref(MemoryRegion *mr)

@@ -1,0 +1,164 @@
+/*
+ * Regions served through an interleave: the explicit API and the
+ * detection of repeating alias patterns (coalescing)
+ *
+ * Copyright (c) 2026 The qemu-cxl-interleave authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "exec/memory-interleave.h"
+#include "exec/target_page.h"
+#include "system/memory.h"
+#include "trace.h"
+
+void memory_region_interleave_invalidate(MemoryRegion *container)
+{
+    if (container) {
+        memory_interleave_unref(container->coalesced_interleave);
+        container->coalesced_interleave = NULL;
+        container->coalesced_checked = false;
+    }
+}
+
+void memory_region_interleave_finalize(MemoryRegion *mr)
+{
+    memory_interleave_unref(mr->interleave);
+    mr->interleave = NULL;
+    memory_region_interleave_invalidate(mr);
+}
+
+/* Is @mr a plain, writable, enabled RAM region an alias may target? */
+static bool coalescable_target(MemoryRegion *mr)
+{
+    return mr && !mr->alias && mr->enabled && memory_region_is_ram(mr) &&
+           !mr->readonly && !mr->nonvolatile && !mr->ram_device &&
+           !int128_gethi(mr->size);
+}
+
+static int cmp_addr(const void *a, const void *b)
+{
+    const MemoryRegion *ma = *(MemoryRegion * const *)a;
+    const MemoryRegion *mb = *(MemoryRegion * const *)b;
+
+    return ma->addr < mb->addr ? -1 : ma->addr > mb->addr;
+}
+
+/*
+ * Find the repeating pattern in @c's subregions: O(n log n), once per
+ * change of the subregions.
+ */
+static MemoryInterleave *find_alias_pattern(MemoryRegion *c)
+{
+    uint64_t page = qemu_target_page_size(), chunk;
+    g_autofree MemoryRegion **sub = NULL;
+    g_autofree MemoryInterleaveEntry *ent = NULL;
+    MemoryRegion *s;
+    unsigned n = 0, i, p;
+    int32_t prio;
+
+    QTAILQ_FOREACH(s, &c->subregions, subregions_link) {
+        n++;
+    }
+    if (n < MEMORY_INTERLEAVE_MIN_ALIASES) {
+        return NULL;
+    }
+    sub = g_new(MemoryRegion *, n);
+    n = 0;
+    QTAILQ_FOREACH(s, &c->subregions, subregions_link) {
+        sub[n++] = s;
+    }
+    chunk = int128_get64(sub[0]->size);
+    prio = sub[0]->priority;
+    if (!chunk || chunk % page || int128_gethi(c->size) ||
+        int128_getlo(c->size) != chunk * n) {
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        s = sub[i];
+        if (!s->alias || !s->enabled || s->readonly || s->nonvolatile ||
+            s->unmergeable || s->priority != prio || s->alias_offset % page ||
+            int128_gethi(s->size) || int128_getlo(s->size) != chunk ||
+            !coalescable_target(s->alias)) {
+            return NULL;
+        }
+    }
+    qsort(sub, n, sizeof(sub[0]), cmp_addr);
+    for (i = 0; i < n; i++) {
+        if (sub[i]->addr != (uint64_t)i * chunk) {
+            return NULL;
+        }
+    }
+
+    /* The period: the first repeat of the first target that fits. */
+    for (p = 1; p <= n / 2 && p <= MEMORY_INTERLEAVE_MAX_ENTRIES; p++) {
+        bool ok = sub[p]->alias == sub[0]->alias;
+
+        for (i = p; ok && i < n; i++) {
+            ok = sub[i]->alias == sub[i - p]->alias &&
+                 sub[i]->alias_offset - sub[i - p]->alias_offset ==
+                 sub[i % p + p]->alias_offset - sub[i % p]->alias_offset;
+        }
+        if (ok) {
+            break;
+        }
+    }
+    if (p > n / 2 || p > MEMORY_INTERLEAVE_MAX_ENTRIES) {
+        return NULL;
+    }
+
+    ent = g_new(MemoryInterleaveEntry, p);
+    for (i = 0; i < p; i++) {
+        ent[i] = (MemoryInterleaveEntry) {
+            .target = sub[i]->alias,
+            .target_size = int128_get64(sub[i]->alias->size),
+            .base = sub[i]->alias_offset,
+            .stride = sub[i + p]->alias_offset - sub[i]->alias_offset,
+        };
+    }
+    /* validation (bounds, overlaps) failing just means no coalescing */
+    return memory_interleave_new((uint64_t)n * chunk, chunk, p, ent, page,
+                                 NULL);
+}
+
+/* The targets of a cached pattern have not changed under it. */
+static bool pattern_still_valid(const MemoryInterleave *il)
+{
+    unsigned i;
+
+    for (i = 0; i < il->nb_entries; i++) {
+        MemoryRegion *t = il->entries[i].target;
+
+        if (!coalescable_target(t) ||
+            int128_getlo(t->size) != il->entries[i].target_size) {
+            return false;
+        }
+    }
+    return true;
+}
+
+MemoryInterleave *memory_region_get_interleave(MemoryRegion *mr)
+{
+    if (mr->interleave) {
+        return mr->interleave;
+    }
+    if (mr->alias || QTAILQ_EMPTY(&mr->subregions)) {
+        return NULL;
+    }
+    if (mr->coalesced_checked && mr->coalesced_interleave &&
+        !pattern_still_valid(mr->coalesced_interleave)) {
+        memory_region_interleave_invalidate(mr);
+    }
+    if (!mr->coalesced_checked) {
+        mr->coalesced_interleave = find_alias_pattern(mr);
+        mr->coalesced_checked = true;
+        if (mr->coalesced_interleave) {
+            trace_memory_region_coalesced_interleave(
+                memory_region_name(mr), mr->coalesced_interleave->nb_entries,
+                mr->coalesced_interleave->chunk);
+        }
+    }
+    return mr->coalesced_interleave;
+}
