@@ -22,8 +22,10 @@ chmod 777 "$work"
 (cd "$work" && apt-get source -qq --download-only "qemu=$QEMU_DEB_VERSION" >/dev/null 2>&1) ||
     die "qemu=$QEMU_DEB_VERSION is not downloadable: run 'scripts/deps.sh' (adds the unstable deb-src entry) and 'apt-get update'; the pinned version must still be in the archive"
 dsc=$(ls "$work"/qemu_*.dsc)
-(cd "$work" && dpkg-source -x "$dsc" src >/dev/null) ||
-    die "dpkg-source could not unpack $dsc"
+# apt checked the files against the signed Sources index; the .dsc's own
+# inline signature cannot be checked without the uploader's key.
+(cd "$work" && dpkg-source -x "$dsc" src >/dev/null 2>"$work/dpkg-source.log") ||
+    { cat "$work/dpkg-source.log" >&2; die "dpkg-source could not unpack $dsc"; }
 mv "$work/src" "$dest"
 rm -rf "$work"
 touch "$stamp"
