@@ -26,7 +26,7 @@ NINJA_PROGRESS   := awk -F'[][/]' '!/^\[/ || $$2 % 250 == 0 || $$2 == $$3 { prin
 
 export QEMU_DEB_VERSION
 
-.PHONY: all deps fetch apply qemu run check check-fast check-upstream \
+.PHONY: all deps fetch apply qemu run check check-fast check-upstream check-cxl-full \
         configure baseline baseline-apply baseline-configure bench \
         clean distclean
 
@@ -61,6 +61,11 @@ check-fast: deps
 
 check: qemu
 	@scripts/check.sh all
+
+# Every CXL routing scenario (topologies x granules x machines); the
+# check target runs a representative subset.
+check-cxl-full: qemu
+	@scripts/check.sh cxl-full
 
 # Every upstream qtest of both targets (slow; reported in issue notes, not CI).
 check-upstream: qemu

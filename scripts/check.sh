@@ -86,11 +86,35 @@ tier_demo() {
     fi
 }
 
-tier_standalone
-if [ "$mode" = all ]; then
+# Tier 4: CXL routing qtests (python, both machines): decoders committed
+# over MMIO, bytes checked in every backend file, RAM route against the
+# MMIO decode.  The full matrix is `make check-cxl-full`.
+tier_routing() {
+    local log=$log_dir/routing.log p f
+    /usr/bin/python3 "$top/tests/cxl/routing-test.py" --qemu-dir "$qemu_build" \
+        --tier "${1:-ci}" > "$log" 2>&1
+    p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$log")
+    f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$log")
+    if [ -z "$p" ]; then
+        cat "$log"
+        p=0 f=1
+    elif [ "$f" != 0 ]; then
+        grep -A3 '^FAIL' "$log"
+    fi
+    count "cxl routing qtests (${1:-ci})" "$p" "$f"
+}
+
+case $mode in
+fast)
+    tier_standalone ;;
+cxl-full)
+    tier_routing full ;;
+*)
+    tier_standalone
     tier_meson
     tier_demo
-fi
+    tier_routing ci ;;
+esac
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -6,6 +6,7 @@ device's component-register BAR and programs HDM decoders the way Linux
 does (endpoints first, then the host bridge).  Standard library only.
 """
 
+import base64
 import json
 import os
 import re
@@ -57,7 +58,8 @@ class QEMU:
         ls_m.bind(msock)
         ls_q.listen(1)
         ls_m.listen(1)
-        cmd = [binary, "-qtest", "unix:" + qsock, "-qmp", "unix:" + msock,
+        cmd = [binary, "-qtest", "unix:" + qsock, "-qtest-log", "none",
+               "-qmp", "unix:" + msock,
                "-accel", "qtest", "-display", "none", "-nodefaults"]
         for d in firmware_dirs:
             cmd += ["-L", d]
@@ -125,6 +127,13 @@ class QEMU:
     def read(self, addr, size):
         return bytes.fromhex(self.cmd("read 0x%x 0x%x" % (addr, size))[2:])
 
+    def b64write(self, addr, data):
+        self.cmd("b64write 0x%x 0x%x %s"
+                 % (addr, len(data), base64.b64encode(data).decode()))
+
+    def b64read(self, addr, size):
+        return base64.b64decode(self.cmd("b64read 0x%x 0x%x" % (addr, size)))
+
     def close(self):
         try:
             self.qmp("quit")
@@ -137,15 +146,25 @@ class QEMU:
             self.proc.wait()
         self.log.close()
 
-    # PCI configuration space through the 0xcf8/0xcfc mechanism (x86).
+    # PCI configuration space: through 0xcf8/0xcfc on x86, through the
+    # ECAM window when one is given (arm virt).
+    ecam = None
+
     def _cfg_addr(self, bus, dev, fn, reg):
         return 0x80000000 | bus << 16 | dev << 11 | fn << 8 | (reg & 0xfc)
 
     def cfg_read32(self, bus, dev, fn, reg):
+        if self.ecam is not None:
+            return self.readl(self.ecam + (bus << 20 | dev << 15 | fn << 12
+                                           | (reg & 0xffc)))
         self.cmd("outl 0xcf8 0x%x" % self._cfg_addr(bus, dev, fn, reg))
         return int(self.cmd("inl 0xcfc"), 16)
 
     def cfg_write32(self, bus, dev, fn, reg, val):
+        if self.ecam is not None:
+            self.writel(self.ecam + (bus << 20 | dev << 15 | fn << 12
+                                     | (reg & 0xffc)), val)
+            return
         self.cmd("outl 0xcf8 0x%x" % self._cfg_addr(bus, dev, fn, reg))
         self.cmd("outl 0xcfc 0x%x" % val)
 
@@ -206,3 +225,106 @@ def cxl_route(hpa_offset, ways, gran):
     (position, device offset).  Power-of-two ways only."""
     chunk = hpa_offset // gran
     return chunk % ways, (chunk // ways) * gran + hpa_offset % gran
+
+
+def align_up(v, a):
+    return (v + a - 1) // a * a
+
+
+def _size_bars(qemu, bus, dev, nbars):
+    """(index, size, is64) of each implemented memory BAR."""
+    bars, i = [], 0
+    while i < nbars:
+        reg = 0x10 + 4 * i
+        old = qemu.cfg_read32(bus, dev, 0, reg)
+        if old & 1:                       # I/O BAR: not used by CXL devices
+            i += 1
+            continue
+        is64 = (old >> 1) & 3 == 2
+        qemu.cfg_write32(bus, dev, 0, reg, 0xffffffff)
+        lo = qemu.cfg_read32(bus, dev, 0, reg) & ~0xf
+        hi = 0xffffffff
+        if is64:
+            qemu.cfg_write32(bus, dev, 0, reg + 4, 0xffffffff)
+            hi = qemu.cfg_read32(bus, dev, 0, reg + 4)
+        mask = (hi << 32 | lo) if is64 else (0xffffffff << 32 | lo)
+        if lo or (is64 and hi):
+            bars.append((i, (~mask + 1) & (2**64 - 1), is64))
+        i += 2 if is64 else 1
+    return bars
+
+
+def enumerate_bus(qemu, bus, next_bus, mem):
+    """Assign bus numbers and memory BARs below @bus the way firmware does:
+    depth first, every bridge window 1 MiB aligned.  @mem is a one-element
+    list holding the next free address.  Returns the highest bus number."""
+    top = bus
+    for dev in range(32):
+        vid = qemu.cfg_read32(bus, dev, 0, 0)
+        if vid & 0xffff == 0xffff:
+            continue
+        htype = (qemu.cfg_read32(bus, dev, 0, 0xc) >> 16) & 0x7f
+        for i, size, is64 in _size_bars(qemu, bus, dev,
+                                        2 if htype == 1 else 6):
+            addr = align_up(mem[0], max(size, 4096))
+            mem[0] = addr + size
+            qemu.cfg_write32(bus, dev, 0, 0x10 + 4 * i, addr & 0xffffffff)
+            if is64:
+                qemu.cfg_write32(bus, dev, 0, 0x14 + 4 * i, addr >> 32)
+        if htype == 1:
+            sec = max(next_bus, top + 1)
+            qemu.cfg_write32(bus, dev, 0, 0x18, bus | sec << 8 | 0xff << 16)
+            mem[0] = align_up(mem[0], 1 << 20)
+            start = mem[0]
+            sub = enumerate_bus(qemu, sec, sec + 1, mem)
+            mem[0] = align_up(max(mem[0], start + 1), 1 << 20)
+            qemu.cfg_write32(bus, dev, 0, 0x18, bus | sec << 8 | sub << 16)
+            qemu.cfg_write32(bus, dev, 0, 0x20,
+                             (start >> 20) << 4 | ((mem[0] >> 20) - 1) << 20)
+            # no prefetchable window
+            qemu.cfg_write32(bus, dev, 0, 0x24, 0x0000fff0)
+            top = max(top, sub)
+        qemu.cfg_write32(bus, dev, 0, 0x04, 0x6)       # memory + master
+    return top
+
+
+def pci_bar0_by_id(qemu):
+    """qdev id -> BAR0 address of every device query-pci reports."""
+    out = {}
+
+    def walk(devices):
+        for d in devices:
+            for r in d.get("regions", []):
+                if r.get("bar") == 0 and d.get("qdev_id"):
+                    out[d["qdev_id"]] = r["address"]
+            br = d.get("pci_bridge")
+            if br:
+                walk(br.get("devices", []))
+    for b in qemu.qmp("query-pci"):
+        walk(b["devices"])
+    return out
+
+
+def host_bridge_regs(qemu):
+    """pxb-cxl id -> address of its component register block."""
+    out = {}
+    mtree = qemu.hmp("info mtree -o")
+    for m in re.finditer(r"^\s*([0-9a-f]+)-[0-9a-f]+ \([^)]*\): pxb-cxl-host"
+                         r" owner:\{dev path=([^}]+)\}", mtree, re.M):
+        for c in qemu.qmp("qom-list", path=m.group(2)):
+            if c["type"] == "child<pxb-cxl-bus>":
+                out[c["name"]] = int(m.group(1), 16)
+    return out
+
+
+def fixed_windows(qemu):
+    """[(base, size, QOM path of the cxl-fmw object)] in address order."""
+    out = []
+    mtree = qemu.hmp("info mtree -o")
+    for m in re.finditer(r"^\s*([0-9a-f]+)-([0-9a-f]+) \([^)]*\): "
+                         r"cxl-fixed-memory-region owner:\{dev path=([^}]+)\}",
+                         mtree, re.M):
+        base, end = int(m.group(1), 16), int(m.group(2), 16)
+        if all(b != base for b, _, _ in out):
+            out.append((base, end + 1 - base, m.group(3)))
+    return sorted(out)

@@ -4,10 +4,12 @@
 One pxb-cxl host bridge, four CXL root ports, four type-3 devices with
 volatile memory in memory-backend-file,share=on.  The script commits the
 HDM decoders itself over the qtest protocol (endpoints first, then the
-host bridge, as Linux does), shows how the window is served
-(info mtree -f), writes a distinct pattern into chunks of the window and
+host bridge, as Linux does), shows how the window is served before and
+after the commit (info mtree -f: MMIO, then RAM routed into the
+backends), writes a distinct pattern into chunks of the window and
 reports where each landed in the devices' backend files.  Exits non-zero
-if any byte is not where the CXL decode says it must be.
+if any byte is not where the CXL decode says it must be, or if a window
+with a granule of at least a page is not RAM after the commit.
 """
 
 import argparse
@@ -46,6 +48,9 @@ def served_as(lines):
     if kinds == ["i/o"]:
         return ("MMIO: every access is decoded by cxl_read_cfmws()/"
                 "cxl_write_cfmws() (no RAM fast path, no DMA map)")
+    if kinds == ["ram"] and all("[interleave" in l for l in lines):
+        return ("RAM: one interleave over the devices' own backends "
+                "(TCG fast path, atomics, DMA map)")
     return "/".join(kinds)
 
 
@@ -101,7 +106,10 @@ def main():
         lines = window_lines(qemu.hmp("info mtree -f"))
         for l in lines:
             say(l)
-        say("  -> served as " + served_as(lines))
+        after = served_as(lines)
+        say("  -> served as " + after)
+        if opt.granule >= 4096 and not after.startswith("RAM"):
+            raise RuntimeError("committed window is not RAM: " + after)
 
         # One pattern per chunk: 'chunk number' repeated, so a misplaced
         # chunk is identifiable.

@@ -1,0 +1,478 @@
+/*
+ * CXL fixed memory windows served as RAM once their decoders commit
+ *
+ * Copyright (c) 2026 The qemu-cxl-interleave authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * A CXL fixed memory window (CFMW) is decoded by cfmws_ops: every access
+ * walks the host bridge, switch and endpoint HDM decoders to find a
+ * type-3 device and a DPA.  That decode is the reference.  Whenever
+ * something it depends on changes, the window is cut at every committed
+ * decoder boundary, and for each piece we probe the decode over a few
+ * periods, derive the interleave it implements (chunk, entries: backend
+ * and DPA, stride per period), check the descriptor against the decode
+ * again, and overlay the piece with a region served through that
+ * interleave: RAM in each device's own backend.  Pieces that cannot be RAM
+ * (granule below the target page, dynamic capacity, media disabled,
+ * decoders that do not form a periodic layout) keep the MMIO decode.
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "qapi/error.h"
+#include "qapi/visitor.h"
+#include "qom/object.h"
+#include "exec/memory-interleave.h"
+#include "exec/target_page.h"
+#include "system/hostmem.h"
+#include "system/memory.h"
+#include "hw/cxl/cxl.h"
+#include "hw/cxl/cxl_host.h"
+#include "hw/cxl/cxl_interleave.h"
+#include "hw/pci/pci_bridge.h"
+#include "hw/pci/pci_host.h"
+#include "trace.h"
+
+/* Pieces of one window that may be RAM at the same time */
+#define CXL_FMW_MAX_RAM_RANGES 8
+
+/*
+ * Chunks probed to find the period: two periods of the largest pattern
+ * a descriptor may hold, so that every entry's stride is seen.
+ */
+#define CXL_FMW_PROBE_CHUNKS (2 * MEMORY_INTERLEAVE_MAX_ENTRIES)
+
+/* Random offsets checked per piece after the first and last periods */
+#define CXL_FMW_CHECK_SAMPLES 64
+
+typedef struct CXLFMWRamRange {
+    hwaddr offset;             /* in the window */
+    uint64_t size;
+    MemoryInterleave *il;      /* reference held */
+} CXLFMWRamRange;
+
+struct CXLFMWRouting {
+    MemoryRegion io;           /* the MMIO decode, whole window */
+    MemoryRegion ram[CXL_FMW_MAX_RAM_RANGES];
+    CXLFMWRamRange cur[CXL_FMW_MAX_RAM_RANGES];
+    unsigned nb_cur;
+    bool ram_enabled;          /* x-ram property */
+};
+
+/* Where the decode sends one window offset */
+typedef struct CXLFMWTarget {
+    MemoryRegion *mr;          /* a device backend's RAM region */
+    uint64_t offset;           /* in @mr */
+} CXLFMWTarget;
+
+/*
+ * The MMIO decode of window offset @off, as a backend and an offset in it.
+ * False where an access would not reach static, enabled RAM: unassigned,
+ * dynamic capacity, media disabled, or the device @gone being removed.
+ */
+static bool cxl_fmw_probe(CXLFixedWindow *fw, hwaddr off, PCIDevice *gone,
+                          CXLFMWTarget *t)
+{
+    PCIDevice *d = cxl_cfmws_find_device(fw, off);
+    CXLType3Dev *ct3d;
+    AddressSpace *as;
+    uint64_t dpa;
+
+    if (!d || d == gone) {
+        return false;
+    }
+    ct3d = CXL_TYPE3(d);
+    if (cxl_dev_media_disabled(&ct3d->cxl_dstate) ||
+        cxl_type3_hpa_to_as_and_dpa(ct3d, fw->base + off, 1, &as, &dpa)) {
+        return false;
+    }
+    if (ct3d->hostvmem && as == &ct3d->hostvmem_as) {
+        t->mr = host_memory_backend_get_memory(ct3d->hostvmem);
+    } else if (ct3d->hostpmem && as == &ct3d->hostpmem_as) {
+        t->mr = host_memory_backend_get_memory(ct3d->hostpmem);
+    } else {
+        return false;
+    }
+    t->offset = dpa;
+    return memory_region_is_ram(t->mr) && !memory_region_is_ram_device(t->mr)
+           && dpa < memory_region_size(t->mr);
+}
+
+static bool cxl_fmw_target_eq(const CXLFMWTarget *a, const CXLFMWTarget *b,
+                              uint64_t delta)
+{
+    return a->mr == b->mr && a->offset + delta == b->offset;
+}
+
+/* Does the descriptor agree with the decode at piece offset @off? */
+static bool cxl_fmw_check_at(CXLFixedWindow *fw, hwaddr start,
+                             const MemoryInterleave *il, uint64_t off,
+                             PCIDevice *gone)
+{
+    CXLFMWTarget t;
+    uint64_t toff, len = 1;
+    unsigned e;
+
+    if (!cxl_fmw_probe(fw, start + off, gone, &t)) {
+        return false;
+    }
+    e = memory_interleave_translate(il, off, &toff, &len);
+    return t.mr == il->entries[e].target && t.offset == toff;
+}
+
+/*
+ * Check @il against the decode: both ends of every chunk in the first two
+ * periods and in the last period, and random offsets in between.
+ */
+static bool cxl_fmw_check(CXLFixedWindow *fw, hwaddr start,
+                          const MemoryInterleave *il, PCIDevice *gone)
+{
+    uint64_t nchunks = il->size / il->chunk;
+    uint64_t head = MIN(nchunks, 2 * (uint64_t)il->nb_entries);
+    uint64_t tail = MIN(nchunks, (uint64_t)il->nb_entries);
+    uint64_t k, x = start ^ il->size;
+    unsigned i;
+
+    for (k = 0; k < head; k++) {
+        if (!cxl_fmw_check_at(fw, start, il, k * il->chunk, gone) ||
+            !cxl_fmw_check_at(fw, start, il, (k + 1) * il->chunk - 1, gone)) {
+            return false;
+        }
+    }
+    for (k = nchunks - tail; k < nchunks; k++) {
+        if (!cxl_fmw_check_at(fw, start, il, k * il->chunk, gone) ||
+            !cxl_fmw_check_at(fw, start, il, (k + 1) * il->chunk - 1, gone)) {
+            return false;
+        }
+    }
+    for (i = 0; i < CXL_FMW_CHECK_SAMPLES; i++) {
+        /* xorshift: deterministic per piece, so a failure reproduces */
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if (!cxl_fmw_check_at(fw, start, il, x % il->size, gone)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Derive the interleave that the decode implements over the window piece
+ * [@start, @start + @size), or NULL and why not.
+ */
+static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
+                                        uint64_t size, PCIDevice *gone,
+                                        const char **why)
+{
+    uint64_t page = qemu_target_page_size();
+    g_autofree CXLFMWTarget *seq = NULL;
+    g_autofree MemoryInterleaveEntry *ent = NULL;
+    CXLFMWTarget t0, t;
+    uint64_t chunk, nchunks, k, n, x;
+    MemoryInterleave *il;
+    Error *err = NULL;
+
+    if (!cxl_fmw_probe(fw, start, gone, &t0)) {
+        *why = "not decoded to static enabled RAM";
+        return NULL;
+    }
+
+    /* The chunk: where the decode first stops being contiguous. */
+    for (x = CXL_CACHE_LINE_SIZE * 4; x < page; x += CXL_CACHE_LINE_SIZE * 4) {
+        if (!cxl_fmw_probe(fw, start + x, gone, &t) ||
+            !cxl_fmw_target_eq(&t0, &t, x)) {
+            *why = "interleave granule below the target page size";
+            return NULL;
+        }
+    }
+    for (chunk = page; chunk < size; chunk *= 2) {
+        if (!cxl_fmw_probe(fw, start + chunk, gone, &t)) {
+            *why = "not decoded to static enabled RAM";
+            return NULL;
+        }
+        if (!cxl_fmw_target_eq(&t0, &t, chunk)) {
+            break;
+        }
+    }
+    chunk = MIN(chunk, size);
+    if (size % chunk) {
+        *why = "piece is not a whole number of chunks";
+        return NULL;
+    }
+    nchunks = size / chunk;
+
+    /* Where each of the first chunks goes. */
+    n = MIN(nchunks, CXL_FMW_PROBE_CHUNKS);
+    seq = g_new(CXLFMWTarget, n);
+    for (k = 0; k < n; k++) {
+        if (!cxl_fmw_probe(fw, start + k * chunk, gone, &seq[k])) {
+            *why = "not decoded to static enabled RAM";
+            return NULL;
+        }
+    }
+
+    /*
+     * The period: the fewest entries p such that chunk k and chunk k - p
+     * share a backend and are one stride apart, for all probed chunks.
+     */
+    for (x = 1; x <= MIN(n, MEMORY_INTERLEAVE_MAX_ENTRIES); x++) {
+        bool ok = true;
+
+        if (x != nchunks && 2 * x > n) {
+            x = 0;
+            break;
+        }
+        for (k = x; k < n && ok; k++) {
+            uint64_t e = k % x;
+
+            ok = seq[k].mr == seq[e].mr &&
+                 seq[k].offset - seq[k - x].offset ==
+                 seq[e + x].offset - seq[e].offset;
+        }
+        if (ok) {
+            break;
+        }
+    }
+    if (!x || x > MIN(n, MEMORY_INTERLEAVE_MAX_ENTRIES)) {
+        *why = "decode is not periodic";
+        return NULL;
+    }
+
+    ent = g_new0(MemoryInterleaveEntry, x);
+    for (k = 0; k < x; k++) {
+        ent[k].target = seq[k].mr;
+        ent[k].target_size = memory_region_size(seq[k].mr);
+        ent[k].base = seq[k].offset;
+        ent[k].stride = x < nchunks ? seq[k + x].offset - seq[k].offset
+                                    : chunk;
+    }
+    il = memory_interleave_new(size, chunk, x, ent, page, &err);
+    if (!il) {
+        trace_cxl_fmw_interleave_rejected(fw->index, start,
+                                          error_get_pretty(err));
+        error_free(err);
+        *why = "layout rejected by the interleave checks";
+        return NULL;
+    }
+    if (!cxl_fmw_check(fw, start, il, gone)) {
+        memory_interleave_unref(il);
+        *why = "derived interleave disagrees with the decode";
+        return NULL;
+    }
+    return il;
+}
+
+static bool cxl_fmw_ranges_equal(const CXLFMWRamRange *a, unsigned na,
+                                 const CXLFMWRamRange *b, unsigned nb)
+{
+    unsigned i;
+
+    if (na != nb) {
+        return false;
+    }
+    for (i = 0; i < na; i++) {
+        if (a[i].offset != b[i].offset || a[i].size != b[i].size ||
+            !memory_interleave_equal(a[i].il, b[i].il)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Route window @fw given the sorted committed decoder boundaries @cuts. */
+static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
+{
+    CXLFMWRouting *r = fw->routing;
+    CXLFMWRamRange next[CXL_FMW_MAX_RAM_RANGES];
+    unsigned nb_next = 0, i;
+    hwaddr end = fw->base + fw->size, from = fw->base;
+
+    if (!r) {
+        return;
+    }
+    if (r->ram_enabled && fw->num_targets && fw->target_hbs[0]) {
+        for (i = 0; i <= cuts->len; i++) {
+            hwaddr to = i < cuts->len ? g_array_index(cuts, hwaddr, i) : end;
+            const char *why = NULL;
+            MemoryInterleave *il;
+
+            if (to <= from) {
+                continue;
+            }
+            to = MIN(to, end);
+            il = cxl_fmw_derive(fw, from - fw->base, to - from, gone, &why);
+            if (il && nb_next == CXL_FMW_MAX_RAM_RANGES) {
+                memory_interleave_unref(il);
+                il = NULL;
+                why = "too many decoded pieces in one window";
+            }
+            if (il) {
+                next[nb_next++] = (CXLFMWRamRange) {
+                    .offset = from - fw->base, .size = to - from, .il = il,
+                };
+            } else {
+                trace_cxl_fmw_mmio(fw->index, from - fw->base, to - from, why);
+            }
+            from = to;
+            if (from >= end) {
+                break;
+            }
+        }
+    }
+
+    if (cxl_fmw_ranges_equal(r->cur, r->nb_cur, next, nb_next)) {
+        for (i = 0; i < nb_next; i++) {
+            memory_interleave_unref(next[i].il);
+        }
+        return;
+    }
+
+    memory_region_transaction_begin();
+    for (i = 0; i < r->nb_cur; i++) {
+        memory_region_del_subregion(&fw->mr, &r->ram[i]);
+        memory_region_set_interleave(&r->ram[i], NULL);
+        memory_interleave_unref(r->cur[i].il);
+        trace_cxl_fmw_ram_unmap(fw->index, r->cur[i].offset, r->cur[i].size);
+    }
+    for (i = 0; i < nb_next; i++) {
+        memory_region_set_size(&r->ram[i], next[i].size);
+        memory_region_set_interleave(&r->ram[i], next[i].il);
+        memory_region_add_subregion_overlap(&fw->mr, next[i].offset,
+                                            &r->ram[i], 1);
+        r->cur[i] = next[i];
+        trace_cxl_fmw_ram_map(fw->index, next[i].offset, next[i].size,
+                              next[i].il->nb_entries, next[i].il->chunk);
+    }
+    r->nb_cur = nb_next;
+    memory_region_transaction_commit();
+}
+
+/* Append the boundaries of @cs's committed HDM decoders to @cuts. */
+static void cxl_fmw_add_cuts(GArray *cuts, CXLComponentState *cs)
+{
+    int hdm_inc = R_CXL_HDM_DECODER1_BASE_LO - R_CXL_HDM_DECODER0_BASE_LO;
+    uint32_t *cm = cs->crb.cache_mem_registers;
+    uint32_t cap = ldl_le_p(cm + R_CXL_HDM_DECODER_CAPABILITY);
+    int count = cxl_decoder_count_dec(FIELD_EX32(cap,
+                                                 CXL_HDM_DECODER_CAPABILITY,
+                                                 DECODER_COUNT));
+    int i;
+
+    count = MIN(count, CXL_HDM_DECODER_COUNT);
+    for (i = 0; i < count; i++) {
+        uint32_t ctrl = ldl_le_p(cm + R_CXL_HDM_DECODER0_CTRL + i * hdm_inc);
+        hwaddr base, size;
+
+        if (!FIELD_EX32(ctrl, CXL_HDM_DECODER0_CTRL, COMMITTED)) {
+            continue;
+        }
+        base = ((uint64_t)ldl_le_p(cm + R_CXL_HDM_DECODER0_BASE_HI +
+                                   i * hdm_inc) << 32) |
+               (ldl_le_p(cm + R_CXL_HDM_DECODER0_BASE_LO + i * hdm_inc) &
+                0xf0000000);
+        size = ((uint64_t)ldl_le_p(cm + R_CXL_HDM_DECODER0_SIZE_HI +
+                                   i * hdm_inc) << 32) |
+               (ldl_le_p(cm + R_CXL_HDM_DECODER0_SIZE_LO + i * hdm_inc) &
+                0xf0000000);
+        g_array_append_val(cuts, base);
+        if (base + size > base) {
+            base += size;
+            g_array_append_val(cuts, base);
+        }
+    }
+}
+
+static int cxl_fmw_collect(Object *obj, void *opaque)
+{
+    GArray *cuts = opaque;
+
+    if (object_dynamic_cast(obj, TYPE_CXL_TYPE3)) {
+        cxl_fmw_add_cuts(cuts, &CXL_TYPE3(obj)->cxl_cstate);
+    } else if (object_dynamic_cast(obj, TYPE_CXL_USP)) {
+        cxl_fmw_add_cuts(cuts, cxl_usp_to_cstate(CXL_USP(obj)));
+    } else if (object_dynamic_cast(obj, TYPE_PXB_CXL_DEV)) {
+        PXBCXLDev *pxb = PXB_CXL_DEV(obj);
+
+        if (pxb->cxl_host_bridge) {
+            CXLComponentState *cs =
+                cxl_get_hb_cstate(PCI_HOST_BRIDGE(pxb->cxl_host_bridge));
+
+            if (cs) {
+                cxl_fmw_add_cuts(cuts, cs);
+            }
+        }
+    }
+    return 0;
+}
+
+static gint cxl_fmw_cmp_hwaddr(gconstpointer a, gconstpointer b)
+{
+    hwaddr x = *(const hwaddr *)a, y = *(const hwaddr *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+void cxl_fmws_update_routing(PCIDevice *gone)
+{
+    static bool busy;
+    g_autoptr(GArray) cuts = NULL;
+    GSList *windows, *it;
+
+    /* Only the memory API is called from here; it never writes decoders. */
+    if (busy) {
+        return;
+    }
+    windows = cxl_fmws_get_all_sorted();
+    if (!windows) {
+        return;
+    }
+    busy = true;
+    cuts = g_array_new(false, false, sizeof(hwaddr));
+    object_child_foreach_recursive(object_get_root(), cxl_fmw_collect, cuts);
+    g_array_sort(cuts, cxl_fmw_cmp_hwaddr);
+    for (it = windows; it; it = it->next) {
+        cxl_fmw_route(CXL_FMW(it->data), cuts, gone);
+    }
+    g_slist_free(windows);
+    busy = false;
+}
+
+static bool cxl_fmw_get_ram(Object *obj, Error **errp)
+{
+    return CXL_FMW(obj)->routing->ram_enabled;
+}
+
+static void cxl_fmw_set_ram(Object *obj, bool value, Error **errp)
+{
+    CXLFixedWindow *fw = CXL_FMW(obj);
+
+    fw->routing->ram_enabled = value;
+    cxl_fmws_update_routing(NULL);
+}
+
+void cxl_fmw_init_memory(CXLFixedWindow *fw, const MemoryRegionOps *ops)
+{
+    CXLFMWRouting *r = g_new0(CXLFMWRouting, 1);
+    unsigned i;
+
+    fw->routing = r;
+    r->ram_enabled = true;
+    memory_region_init(&fw->mr, OBJECT(fw), "cxl-fixed-memory-region",
+                       fw->size);
+    memory_region_init_io(&r->io, OBJECT(fw), ops, fw,
+                          "cxl-fixed-memory-region.mmio", fw->size);
+    memory_region_add_subregion(&fw->mr, 0, &r->io);
+    for (i = 0; i < CXL_FMW_MAX_RAM_RANGES; i++) {
+        g_autofree char *name =
+            g_strdup_printf("cxl-fixed-memory-region.ram%u", i);
+
+        memory_region_init(&r->ram[i], OBJECT(fw), name, fw->size);
+    }
+    object_property_add_bool(OBJECT(fw), "x-ram", cxl_fmw_get_ram,
+                             cxl_fmw_set_ram);
+    object_property_set_description(OBJECT(fw), "x-ram",
+        "Serve committed interleaves as RAM (off: MMIO decode only, "
+        "for differential tests)");
+}

@@ -1,0 +1,57 @@
+/*
+ * CXL fixed memory windows served as RAM once their decoders commit
+ *
+ * Copyright (c) 2026 The qemu-cxl-interleave authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_CXL_CXL_INTERLEAVE_H
+#define HW_CXL_CXL_INTERLEAVE_H
+
+#include "exec/hwaddr.h"
+
+struct CXLFixedWindow;
+struct CXLType3Dev;
+struct PCIDevice;
+struct AddressSpace;
+struct MemoryRegionOps;
+
+typedef struct CXLFMWRouting CXLFMWRouting;
+
+/*
+ * A fixed window is a container: the MMIO decode (@ops, cfmws_ops) covers
+ * all of it at priority 0; every range whose committed decoders form a
+ * RAM-compatible interleave is overlaid, at priority 1, by a region
+ * served through an interleave of the devices' backends
+ * (exec/memory-interleave.h).  The MMIO decode stays the reference: the
+ * interleave is derived by probing it and checked against it.
+ */
+void cxl_fmw_init_memory(struct CXLFixedWindow *fw,
+                         const struct MemoryRegionOps *ops);
+
+/*
+ * Something the decode depends on changed (an HDM decoder register, a
+ * component reset, media state, the topology): recompute the routing of
+ * every window.  @gone, if set, is a device being removed.  Cheap when
+ * nothing changed.  Called with the BQL held.
+ */
+void cxl_fmws_update_routing(struct PCIDevice *gone);
+
+/*
+ * Why HDM decoder @which of the cache/mem registers @cm may not commit
+ * with control value @ctrl, or NULL if it may.  @device: an endpoint,
+ * whose decoders allocate DPA out of @capacity bytes.
+ */
+const char *cxl_hdm_decoder_commit_error(const uint32_t *cm, int which,
+                                         uint32_t ctrl, bool device,
+                                         uint64_t capacity);
+
+/* The MMIO decode, shared with hw/cxl/cxl-host.c and hw/mem/cxl_type3.c */
+struct PCIDevice *cxl_cfmws_find_device(struct CXLFixedWindow *fw,
+                                        hwaddr addr);
+int cxl_type3_hpa_to_as_and_dpa(struct CXLType3Dev *ct3d, hwaddr host_addr,
+                                unsigned int size, struct AddressSpace **as,
+                                uint64_t *dpa_offset);
+
+#endif
