@@ -104,6 +104,30 @@ tier_routing() {
     count "cxl routing qtests (${1:-ci})" "$p" "$f"
 }
 
+# Tier 5: TCG guests (freestanding payloads, tests/cxl/guest/) running
+# atomics and page-table walks in a CXL window on both machines, with the
+# window as RAM and forced to MMIO.
+tier_guest() {
+    local log=$log_dir/guest.log p f
+    if ! make -s -C "$top/tests/cxl/guest" OUT="$build/guest" \
+            > "$log_dir/guest-build.log" 2>&1; then
+        cat "$log_dir/guest-build.log"
+        count "cxl guests (build)" 0 1
+        return
+    fi
+    /usr/bin/python3 "$top/tests/cxl/guest-test.py" --qemu-dir "$qemu_build" \
+        --guest-dir "$build/guest" > "$log" 2>&1
+    p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$log")
+    f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$log")
+    if [ -z "$p" ]; then
+        cat "$log"
+        p=0 f=1
+    elif [ "$f" != 0 ]; then
+        grep '^FAIL' "$log"
+    fi
+    count "cxl TCG guests (atomics)" "$p" "$f"
+}
+
 case $mode in
 fast)
     tier_standalone ;;
@@ -113,7 +137,8 @@ cxl-full)
     tier_standalone
     tier_meson
     tier_demo
-    tier_routing ci ;;
+    tier_routing ci
+    tier_guest ;;
 esac
 
 echo "$passed passed, $failed failed"

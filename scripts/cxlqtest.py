@@ -50,7 +50,7 @@ def gran_enc(gran):
 class QEMU:
     """One QEMU process with a qtest and a QMP connection."""
 
-    def __init__(self, binary, args, firmware_dirs=()):
+    def __init__(self, binary, args, firmware_dirs=(), accel="qtest"):
         self.dir = tempfile.mkdtemp(prefix="cxlqtest-")
         qsock, msock = (os.path.join(self.dir, n) for n in ("qtest", "qmp"))
         ls_q, ls_m = socket.socket(socket.AF_UNIX), socket.socket(socket.AF_UNIX)
@@ -60,7 +60,7 @@ class QEMU:
         ls_m.listen(1)
         cmd = [binary, "-qtest", "unix:" + qsock, "-qtest-log", "none",
                "-qmp", "unix:" + msock,
-               "-accel", "qtest", "-display", "none", "-nodefaults"]
+               "-accel", accel, "-display", "none", "-nodefaults"]
         for d in firmware_dirs:
             cmd += ["-L", d]
         self.log = open(os.path.join(self.dir, "stderr"), "w+")
