@@ -91,6 +91,9 @@ baseline: baseline-configure
 bench: qemu baseline
 	@$(PYTHON) bench/alias-commit.py --patched $(QEMU_BUILD)/qemu-system-x86_64 \
 	    --baseline $(BASELINE_BUILD)/qemu-system-x86_64
+	@$(MAKE) -s -C tests/cxl/guest OUT=$(BUILD)/guest
+	@$(PYTHON) bench/tcg-bandwidth.py --patched $(QEMU_BUILD) \
+	    --baseline $(BASELINE_BUILD) --guest-dir $(BUILD)/guest
 
 clean:
 	rm -rf $(QEMU_BUILD) $(BUILD)/unit

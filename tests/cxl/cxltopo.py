@@ -55,8 +55,10 @@ class Topology:
     holding a type-3 device.  Window granule gw over all host bridges;
     host bridge decoders granule ghb, switch decoders gsw, endpoints gep."""
 
-    def __init__(self, tmp, hbs, gw, ghb=None, gsw=None, gep=None):
+    def __init__(self, tmp, hbs, gw, ghb=None, gsw=None, gep=None,
+                 backend="file"):
         self.tmp, self.hbs, self.gw = tmp, [], gw
+        self.backend = backend
         self.ghb, self.gsw, self.gep = ghb or gw, gsw or gw, gep or gw
         self.args, self.eps = [], []
         for h, rps in enumerate(hbs):
@@ -95,8 +97,12 @@ class Topology:
         i = len(self.eps)
         name = "ep%d" % i
         path = os.path.join(self.tmp, "%s.mem" % name)
-        self.args += ["-object", "memory-backend-file,id=m%d,share=on,"
-                      "mem-path=%s,size=%d" % (i, path, DEV_SIZE),
+        if self.backend == "file":
+            mem = ("memory-backend-file,id=m%d,share=on,mem-path=%s,size=%d"
+                   % (i, path, DEV_SIZE))
+        else:           # anonymous RAM, for benchmarks (no file to check)
+            mem = "memory-backend-ram,id=m%d,size=%d" % (i, DEV_SIZE)
+        self.args += ["-object", mem,
                       "-device", "cxl-type3,bus=%s,volatile-memdev=m%d,id=%s"
                       % (port, i, name)]
         ep = EP(name, path)

@@ -1,0 +1,229 @@
+/*
+ * Test device: DMA into guest memory the three ways devices do it
+ *
+ *   -device x-dma-probe-testdev,id=dma
+ *
+ * Set "addr" and "len", then "op" to run one operation on
+ * address_space_memory, synchronously:
+ *
+ *   map-write    address_space_map() piece by piece, fill, unmap
+ *   map-check    address_space_map() piece by piece, compare
+ *   rw-write     dma_memory_write() of the whole range
+ *   rw-check     dma_memory_read() of the whole range, compare
+ *   cache-write  address_space_cache_init() over the range, stq_le_cached
+ *   cache-check  address_space_cache_init() over the range, ldq_le_cached
+ *
+ * Every byte written or expected is the byte of the little-endian word
+ * (a & ~7) ^ (seed << 56) at its own guest physical address a, so the
+ * test can predict the content of any backend.  The cache operations need
+ * an 8-byte aligned addr and len.  Read-only results: "pieces" (mappings
+ * the map operations got), "direct" (how many of them pointed straight
+ * into a RAM block rather than a bounce buffer), "max-piece" (the longest
+ * mapping; for the cache operations, the length the cache covers), and
+ * "mismatches" (bytes that differed, or that could not be accessed).
+ *
+ * Copyright (c) 2026 The qemu-cxl-interleave authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/visitor.h"
+#include "qemu/units.h"
+#include "hw/qdev-core.h"
+#include "hw/qdev-properties.h"
+#include "system/address-spaces.h"
+#include "system/dma.h"
+#include "system/memory.h"
+
+#define TYPE_DMA_PROBE_TESTDEV "x-dma-probe-testdev"
+OBJECT_DECLARE_SIMPLE_TYPE(DMAProbeTestdev, DMA_PROBE_TESTDEV)
+
+struct DMAProbeTestdev {
+    DeviceState parent_obj;
+
+    uint64_t addr;
+    uint64_t len;
+    uint32_t seed;
+    uint64_t pieces;
+    uint64_t direct;
+    uint64_t max_piece;
+    uint64_t mismatches;
+};
+
+static uint8_t dma_probe_byte(uint64_t a, uint32_t seed)
+{
+    uint64_t word = (a & ~7ULL) ^ ((uint64_t)seed << 56);
+
+    return word >> ((a & 7) * 8);
+}
+
+static uint64_t dma_probe_word(uint64_t a, uint32_t seed)
+{
+    return a ^ ((uint64_t)seed << 56);
+}
+
+static void dma_probe_map(DMAProbeTestdev *s, bool is_write)
+{
+    uint64_t done = 0;
+
+    while (done < s->len) {
+        hwaddr plen = s->len - done;
+        ram_addr_t offset;
+        uint8_t *p;
+        hwaddr i;
+
+        p = address_space_map(&address_space_memory, s->addr + done, &plen,
+                              is_write, MEMTXATTRS_UNSPECIFIED);
+        if (!p || !plen) {
+            s->mismatches += s->len - done;
+            return;
+        }
+        s->pieces++;
+        s->direct += memory_region_from_host(p, &offset) != NULL;
+        s->max_piece = MAX(s->max_piece, plen);
+        for (i = 0; i < plen; i++) {
+            uint8_t want = dma_probe_byte(s->addr + done + i, s->seed);
+
+            if (is_write) {
+                p[i] = want;
+            } else if (p[i] != want) {
+                s->mismatches++;
+            }
+        }
+        address_space_unmap(&address_space_memory, p, plen, is_write, plen);
+        done += plen;
+    }
+}
+
+static void dma_probe_rw(DMAProbeTestdev *s, bool is_write)
+{
+    g_autofree uint8_t *buf = g_malloc(s->len);
+    uint64_t i;
+
+    if (is_write) {
+        for (i = 0; i < s->len; i++) {
+            buf[i] = dma_probe_byte(s->addr + i, s->seed);
+        }
+        if (dma_memory_write(&address_space_memory, s->addr, buf, s->len,
+                             MEMTXATTRS_UNSPECIFIED) != MEMTX_OK) {
+            s->mismatches = s->len;
+        }
+        return;
+    }
+    if (dma_memory_read(&address_space_memory, s->addr, buf, s->len,
+                        MEMTXATTRS_UNSPECIFIED) != MEMTX_OK) {
+        s->mismatches = s->len;
+        return;
+    }
+    for (i = 0; i < s->len; i++) {
+        s->mismatches += buf[i] != dma_probe_byte(s->addr + i, s->seed);
+    }
+}
+
+static void dma_probe_cache(DMAProbeTestdev *s, bool is_write, Error **errp)
+{
+    MemoryRegionCache cache = {};
+    int64_t got;
+    uint64_t i;
+
+    if ((s->addr | s->len) & 7) {
+        error_setg(errp, "%s: cache operations need 8-byte alignment",
+                   TYPE_DMA_PROBE_TESTDEV);
+        return;
+    }
+    /*
+     * A ring that crosses a chunk is cached up to the chunk end only;
+     * accesses past it take the slow path, which must still work.
+     */
+    got = address_space_cache_init(&cache, &address_space_memory, s->addr,
+                                   s->len, is_write);
+    s->max_piece = MAX(got, 0);
+    for (i = 0; i < s->len; i += 8) {
+        uint64_t want = dma_probe_word(s->addr + i, s->seed);
+        MemTxResult r = MEMTX_OK;
+
+        if (is_write) {
+            address_space_stq_le_cached(&cache, i, want,
+                                        MEMTXATTRS_UNSPECIFIED, &r);
+        } else if (address_space_ldq_le_cached(&cache, i,
+                                               MEMTXATTRS_UNSPECIFIED,
+                                               &r) != want) {
+            s->mismatches += 8;
+            continue;
+        }
+        if (r != MEMTX_OK) {
+            s->mismatches += 8;
+        }
+    }
+    if (is_write) {
+        address_space_cache_invalidate(&cache, 0, s->len);
+    }
+    address_space_cache_destroy(&cache);
+}
+
+static void dma_probe_set_op(Object *obj, const char *op, Error **errp)
+{
+    DMAProbeTestdev *s = DMA_PROBE_TESTDEV(obj);
+
+    if (!s->len || s->len > 64 * MiB) {
+        error_setg(errp, "%s: len must be 1 byte to 64 MiB",
+                   TYPE_DMA_PROBE_TESTDEV);
+        return;
+    }
+    s->pieces = s->direct = s->max_piece = s->mismatches = 0;
+    if (!strcmp(op, "map-write") || !strcmp(op, "map-check")) {
+        dma_probe_map(s, op[4] == 'w');
+    } else if (!strcmp(op, "rw-write") || !strcmp(op, "rw-check")) {
+        dma_probe_rw(s, op[3] == 'w');
+    } else if (!strcmp(op, "cache-write") || !strcmp(op, "cache-check")) {
+        dma_probe_cache(s, op[6] == 'w', errp);
+    } else {
+        error_setg(errp, "%s: unknown op '%s'", TYPE_DMA_PROBE_TESTDEV, op);
+    }
+}
+
+static void dma_probe_init(Object *obj)
+{
+    DMAProbeTestdev *s = DMA_PROBE_TESTDEV(obj);
+
+    object_property_add_str(obj, "op", NULL, dma_probe_set_op);
+    object_property_add_uint64_ptr(obj, "addr", &s->addr,
+                                   OBJ_PROP_FLAG_READWRITE);
+    object_property_add_uint64_ptr(obj, "len", &s->len,
+                                   OBJ_PROP_FLAG_READWRITE);
+    object_property_add_uint32_ptr(obj, "seed", &s->seed,
+                                   OBJ_PROP_FLAG_READWRITE);
+    object_property_add_uint64_ptr(obj, "pieces", &s->pieces,
+                                   OBJ_PROP_FLAG_READ);
+    object_property_add_uint64_ptr(obj, "direct", &s->direct,
+                                   OBJ_PROP_FLAG_READ);
+    object_property_add_uint64_ptr(obj, "max-piece", &s->max_piece,
+                                   OBJ_PROP_FLAG_READ);
+    object_property_add_uint64_ptr(obj, "mismatches", &s->mismatches,
+                                   OBJ_PROP_FLAG_READ);
+}
+
+static void dma_probe_class_init(ObjectClass *oc, const void *data)
+{
+    DeviceClass *dc = DEVICE_CLASS(oc);
+
+    dc->desc = "Test: DMA by map, by dma_memory_rw and through a cache";
+    set_bit(DEVICE_CATEGORY_MISC, dc->categories);
+}
+
+static const TypeInfo dma_probe_info = {
+    .name = TYPE_DMA_PROBE_TESTDEV,
+    .parent = TYPE_DEVICE,
+    .instance_size = sizeof(DMAProbeTestdev),
+    .instance_init = dma_probe_init,
+    .class_init = dma_probe_class_init,
+};
+
+static void dma_probe_register_types(void)
+{
+    type_register_static(&dma_probe_info);
+}
+
+type_init(dma_probe_register_types)
