@@ -94,6 +94,7 @@ bench: qemu baseline
 	@$(MAKE) -s -C tests/cxl/guest OUT=$(BUILD)/guest
 	@$(PYTHON) bench/tcg-bandwidth.py --patched $(QEMU_BUILD) \
 	    --baseline $(BASELINE_BUILD) --guest-dir $(BUILD)/guest
+	@$(PYTHON) bench/cxl-commit.py --qemu-dir $(QEMU_BUILD)
 
 clean:
 	rm -rf $(QEMU_BUILD) $(BUILD)/unit

@@ -7,7 +7,9 @@ decoders over the qtest protocol while the CPUs are stopped, fills the
 payload's parameter block and lets the CPUs run: they build translation
 tables inside the window, turn their MMUs on (the walker then sets Access
 flags and clears a read-only bit in descriptors that live in the window,
-atomically) and race on counters in the window with exclusives and LSE
+atomically), run code written into the window, rewrite it and run it again
+(stale translated code would mean the target RAM's pages are not tracked),
+and race on counters in the window with exclusives and LSE
 (arm64) or lock-prefixed instructions (x86).  Each machine runs twice:
 with the window served as RAM (our route) and forced to MMIO (x-ram off),
 and both must give exactly the counts the code implies, in the right
@@ -53,7 +55,9 @@ def run_arm(qemu_dir, guest_dir, mode, tmp):
             rig.expect_served(mode)
         a, pt = base + 0x100000, base + 0x200000
         p = ARM["params"]
-        q.write(p, struct.pack("<QQQ", a, ITERATIONS, pt) + bytes(0x40))
+        code = base + 0x300000
+        q.write(p, struct.pack("<QQQQ", a, ITERATIONS, pt, code)
+                + bytes(0x40))
         q.write(a, bytes(64))
         t0 = time.time()
         q.qmp("cont")
@@ -79,6 +83,10 @@ def run_arm(qemu_dir, guest_dir, mode, tmp):
                 check(struct.unpack("<Q", f.read(8))[0] == n,
                       "the ldxr/stxr counter is not in %s at DPA 0x%x"
                       % (ep.name, dpa))
+        with Step("code in the window"):
+            check(q64(q, p + 0x38) == 1 and q64(q, p + 0x40) == 2,
+                  "code run from the window returned %d then %d, expected "
+                  "1 then 2" % (q64(q, p + 0x38), q64(q, p + 0x40)))
         with Step("page tables in the window"):
             l1a = [q64(q, pt + 0x1000 + 8 * i) for i in range(2)]
             l1b = q64(q, pt + 0x2000)
@@ -112,7 +120,9 @@ def run_x86(qemu_dir, guest_dir, mode, tmp):
             rig.expect_served(mode)
         a, pt = base + 0x100000, base + 0x200000
         p = X86["params"]
-        q.write(p, struct.pack("<QQQ", a, ITERATIONS, pt) + bytes(0x40))
+        code = base + 0x300000
+        q.write(p, struct.pack("<QQQ", a, ITERATIONS, pt) + bytes(0x18)
+                + struct.pack("<Q", code) + bytes(0x40))
         q.write(a, bytes(64))
         t0 = time.time()
         q.qmp("cont")
@@ -137,6 +147,10 @@ def run_x86(qemu_dir, guest_dir, mode, tmp):
                 check(struct.unpack("<Q", f.read(8))[0] == n,
                       "the lock inc counter is not in %s at DPA 0x%x"
                       % (ep.name, dpa))
+        with Step("code in the window"):
+            check(q64(q, p + 0x38) == 1 and q64(q, p + 0x40) == 2,
+                  "code run from the window returned %d then %d, expected "
+                  "1 then 2" % (q64(q, p + 0x38), q64(q, p + 0x40)))
         with Step("page tables in the window"):
             pml4 = q64(q, pt)
             check(pml4 & (1 << 5), "walker did not set Accessed in the "

@@ -10,10 +10,14 @@
  *   PARAMS + 0x00  A: 64 bytes for the atomics (in the window)
  *   PARAMS + 0x08  N: iterations per CPU
  *   PARAMS + 0x10  PT: 12 KiB for the translation tables (in the window)
+ *   PARAMS + 0x18  CODE: 8 bytes for code (in the window), or 0
  * and reads back:
  *   PARAMS + 0x20  CPU 1 done (1)
  *   PARAMS + 0x28  CPU 0 done (0x600df00d), after CPU 1
  *   PARAMS + 0x30  PSCI CPU_ON return value
+ *   PARAMS + 0x38  what code written at CODE returned (1)
+ *   PARAMS + 0x40  what it returned once rewritten (2): a stale
+ *                  translation means the code's page was not tracked
  *
  * Each CPU: N exclusive (ldxr/stxr) increments of A[0], N LSE ldadd of 3
  * to A[1], N casal increments of A[2], N ldaxp/stlxp increments of both
@@ -67,7 +71,22 @@ _start:
     str     x0, [x20, #0x30]
 
     bl      mmu_on
-    bl      atomics
+    ldr     x26, [x20, #0x18]
+    cbz     x26, 8f
+    /* code in the window, run, rewritten, run again */
+    ldr     w0, =0xd2800020             /* mov x0, #1 */
+    ldr     w1, =0xd65f03c0             /* ret */
+    str     w0, [x26]
+    str     w1, [x26, #4]
+    bl      sync_icache
+    blr     x26
+    str     x0, [x20, #0x38]
+    ldr     w0, =0xd2800040             /* mov x0, #2 */
+    str     w0, [x26]
+    bl      sync_icache
+    blr     x26
+    str     x0, [x20, #0x40]
+8:  bl      atomics
 1:  ldr     x0, [x20, #0x20]
     cbz     x0, 1b
     ldr     x0, =0x600df00d
@@ -88,6 +107,14 @@ secondary:
     dsb     sy
 3:  wfi
     b       3b
+
+sync_icache:
+    dc      cvau, x26
+    dsb     ish
+    ic      ivau, x26
+    dsb     ish
+    isb
+    ret
 
 mmu_on:
     mov     x0, #0xff

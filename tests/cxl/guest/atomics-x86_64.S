@@ -15,6 +15,10 @@
  *   PARAMS + 0x18  window page tables ready (BSP -> AP)
  *   PARAMS + 0x20  CPU 1 done (1)
  *   PARAMS + 0x28  CPU 0 done (0x600df00d), after CPU 1
+ *   PARAMS + 0x30  CODE: 6 bytes for code (in the window), or 0 (host)
+ *   PARAMS + 0x38  what code written at CODE returned (1)
+ *   PARAMS + 0x40  what it returned once rewritten (2): a stale
+ *                  translation means the code's page was not tracked
  *
  * Both CPUs go from the reset vector (BSP) or a SIPI trampoline (AP) to
  * long mode on boot page tables in low RAM, then switch CR3 to tables in
@@ -151,7 +155,18 @@ start64:
     movl    $(1 << 24), 0x10(%rbx)
     movl    $(0x4600 | (TRAMPOLINE >> 12)), (%rbx)  /* SIPI */
 
-    call    atomics
+    movq    0x30(%rbp), %r13
+    testq   %r13, %r13
+    jz      8f
+    /* code in the window, run, rewritten, run again */
+    movl    $0x000001b8, (%r13)         /* mov $1, %eax */
+    movw    $0xc300, 4(%r13)            /* ret */
+    call    *%r13
+    movq    %rax, 0x38(%rbp)
+    movb    $2, 1(%r13)
+    call    *%r13
+    movq    %rax, 0x40(%rbp)
+8:  call    atomics
 2:  cmpq    $0, 0x20(%rbp)
     je      2b
     movq    $0x600df00d, 0x28(%rbp)
