@@ -27,6 +27,7 @@ NINJA_PROGRESS   := awk -F'[][/]' '!/^\[/ || $$2 % 250 == 0 || $$2 == $$3 { prin
 export QEMU_DEB_VERSION
 
 .PHONY: all deps fetch apply qemu run check check-fast check-upstream check-cxl-full \
+        fuzz asan fuzz-asan \
         configure baseline baseline-apply baseline-configure bench \
         clean distclean
 
@@ -66,6 +67,30 @@ check: qemu
 # check target runs a representative subset.
 check-cxl-full: qemu
 	@scripts/check.sh cxl-full
+
+# The decoder fuzzer: 1M register writes per machine (about 10 minutes
+# each), a random seed each run (printed; --seed replays it).  fuzz-asan
+# runs it against an ASan/UBSan build of the x86_64 emulator.
+FUZZ_OPS         ?= 1000000
+ASAN_BUILD       := $(BUILD)/asan
+
+fuzz: qemu
+	@$(PYTHON) tests/cxl/fuzz-decoders.py --qemu-dir $(QEMU_BUILD) \
+	    --machine q35 --ops $(FUZZ_OPS)
+	@$(PYTHON) tests/cxl/fuzz-decoders.py --qemu-dir $(QEMU_BUILD) \
+	    --machine virt --ops $(FUZZ_OPS)
+
+asan: apply
+	@scripts/configure.sh $(SRC) $(ASAN_BUILD) $(CONFIGURE_FLAGS) \
+	    --target-list=x86_64-softmmu --enable-asan --enable-ubsan
+	@ninja -C $(ASAN_BUILD) qemu-system-x86_64 | $(NINJA_PROGRESS)
+	@scripts/firmware-links.sh $(ASAN_BUILD) $(FIRMWARE_PATH)
+
+fuzz-asan: asan
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    $(PYTHON) tests/cxl/fuzz-decoders.py --qemu-dir $(ASAN_BUILD) \
+	    --machine q35 --ops $(FUZZ_OPS)
 
 # Every upstream qtest of both targets (slow; reported in issue notes, not CI).
 check-upstream: qemu

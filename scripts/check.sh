@@ -128,6 +128,23 @@ tier_guest() {
     count "cxl TCG guests (atomics)" "$p" "$f"
 }
 
+# Tier 6: a short, fixed-seed run of the decoder fuzzer (make fuzz runs
+# 1M writes per machine with fresh seeds).
+tier_fuzz() {
+    local log=$log_dir/fuzz.log m rc
+    for m in q35 virt; do
+        /usr/bin/python3 "$top/tests/cxl/fuzz-decoders.py" --qemu-dir "$qemu_build" \
+            --machine $m --ops 10000 --seed 20261125 > "$log" 2>&1
+        rc=$?
+        if [ "$rc" = 0 ]; then
+            count "cxl decoder fuzz ($m, 10k)" 1 0
+        else
+            grep -v '^ ' "$log" | tail -5
+            count "cxl decoder fuzz ($m, 10k)" 0 1
+        fi
+    done
+}
+
 case $mode in
 fast)
     tier_standalone ;;
@@ -138,7 +155,8 @@ cxl-full)
     tier_meson
     tier_demo
     tier_routing ci
-    tier_guest ;;
+    tier_guest
+    tier_fuzz ;;
 esac
 
 echo "$passed passed, $failed failed"

@@ -136,9 +136,11 @@ def pattern(off, size, tag):
 class Rig:
     """A running QEMU with a topology, enumerated and ready to program."""
 
-    def __init__(self, qemu_dir, machine, topo, extra=(), accel="qtest"):
+    def __init__(self, qemu_dir, machine, topo, extra=(), accel="qtest",
+                 enumerate=True):
         m = MACHINES[machine]
         self.m, self.topo = m, topo
+        self.qemu_dir, self.machine, self.extra = qemu_dir, machine, list(extra)
         self.q = cq.QEMU(os.path.join(qemu_dir, m["binary"]),
                          m["args"] + topo.args + list(extra), m["firmware"],
                          accel)
@@ -146,12 +148,17 @@ class Rig:
         (self.base, size, self.fmw), = cq.fixed_windows(self.q)
         check(size == topo.size, "window size 0x%x, expected 0x%x"
               % (size, topo.size))
-        self.enumerate()
+        if enumerate:
+            self.enumerate()
 
     def enumerate(self):
         mem = [self.m["mem_base"]]
         for h in range(len(self.topo.hbs)):
             cq.enumerate_bus(self.q, 16 + 32 * h, 16 + 32 * h + 1, mem)
+        self.discover()
+
+    def discover(self):
+        """Where the BARs and host bridge registers are, as configured."""
         self.bar0 = cq.pci_bar0_by_id(self.q)
         self.hbregs = cq.host_bridge_regs(self.q)
 

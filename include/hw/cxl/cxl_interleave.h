@@ -54,4 +54,10 @@ int cxl_type3_hpa_to_as_and_dpa(struct CXLType3Dev *ct3d, hwaddr host_addr,
                                 unsigned int size, struct AddressSpace **as,
                                 uint64_t *dpa_offset);
 
+/*
+ * A component's cache/mem registers, HDM decoders included; loading it
+ * re-routes the fixed windows (hw/cxl/cxl-vmstate.c).
+ */
+extern const struct VMStateDescription vmstate_cxl_component;
+
 #endif
