@@ -27,7 +27,7 @@ NINJA_PROGRESS   := awk -F'[][/]' '!/^\[/ || $$2 % 250 == 0 || $$2 == $$3 { prin
 export QEMU_DEB_VERSION
 
 .PHONY: all deps fetch apply qemu run check check-fast check-upstream check-cxl-full \
-        fuzz asan fuzz-asan \
+        fuzz asan fuzz-asan stress \
         configure baseline baseline-apply baseline-configure bench \
         clean distclean
 
@@ -79,6 +79,10 @@ fuzz: qemu
 	    --machine q35 --ops $(FUZZ_OPS)
 	@$(PYTHON) tests/cxl/fuzz-decoders.py --qemu-dir $(QEMU_BUILD) \
 	    --machine virt --ops $(FUZZ_OPS)
+
+# 10k pc-dimm and virtio-mem plug/unplug cycles next to a committed window.
+stress: qemu
+	@$(PYTHON) tests/cxl/hotplug-stress.py --qemu-dir $(QEMU_BUILD) --cycles 10000
 
 asan: apply
 	@scripts/configure.sh $(SRC) $(ASAN_BUILD) $(CONFIGURE_FLAGS) \

@@ -145,6 +145,19 @@ tier_fuzz() {
     done
 }
 
+# Tier 7: memory hotplug cycles next to a committed CXL window (make
+# stress runs 10k).
+tier_hotplug() {
+    local log=$log_dir/hotplug.log
+    if /usr/bin/python3 "$top/tests/cxl/hotplug-stress.py" --qemu-dir "$qemu_build" \
+            --cycles 200 --check-every 100 > "$log" 2>&1; then
+        count "hotplug stress (200 cycles)" 1 0
+    else
+        grep -v '^ ' "$log" | tail -5
+        count "hotplug stress (200 cycles)" 0 1
+    fi
+}
+
 case $mode in
 fast)
     tier_standalone ;;
@@ -156,7 +169,8 @@ cxl-full)
     tier_demo
     tier_routing ci
     tier_guest
-    tier_fuzz ;;
+    tier_fuzz
+    tier_hotplug ;;
 esac
 
 echo "$passed passed, $failed failed"

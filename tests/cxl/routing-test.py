@@ -344,6 +344,46 @@ def run_dma(rig, rng):
             check(r["mismatches"] == 0, "cache-check: %s" % r)
 
 
+def run_sanitize(rig, rng):
+    """Sanitize (mailbox, a background operation) disables a device's
+    media: its pieces of the window go back to MMIO until the operation
+    completes, which zeroes the device and re-enables the media: RAM
+    again, the device's bytes zero, the others' intact."""
+    q, t = rig.q, rig.topo
+    with Step("committed"):
+        place_and_check(rig, 1)
+    victim = t.eps[0]
+    m = re.search(r"^\s*([0-9a-f]+)-[0-9a-f]+ \([^)]*\): mailbox "
+                  r"owner:\{dev id=%s\}" % victim.name,
+                  q.hmp("info mtree -o"), re.M)
+    check(m, "no mailbox region for %s in info mtree -o" % victim.name)
+    mbox = int(m.group(1), 16)
+    with Step("sanitize started"):
+        q.cmd("writeq 0x%x 0x4400" % (mbox + 0x8))      # Sanitize
+        q.writel(mbox + 0x4, 1)                          # doorbell
+        sts = int(q.cmd("readq 0x%x" % (mbox + 0x10)), 16)
+        check((sts >> 32) & 0xffff == 1, "Sanitize returned 0x%x, expected "
+              "background operation started" % ((sts >> 32) & 0xffff))
+        rig.expect_served("mmio")
+    with Step("sanitize completed"):
+        q.cmd("clock_step %d" % (30 * 10**9))             # virtual time
+        rig.expect_served("ram")
+        with open(victim.path, "rb") as f:
+            check(f.read(4 << 20) == bytes(4 << 20),
+                  "sanitized %s is not zero" % victim.name)
+        g = t.min_granule()
+        for off in range(0, 4 << 20, g):
+            ep, dpa = t.route(rig.base, off)
+            if ep is victim:
+                continue
+            with open(ep.path, "rb") as f:
+                f.seek(dpa)
+                check(f.read(g) == pattern(off, g, 1),
+                      "window +0x%x lost from %s" % (off, ep.name))
+        rig.write_pattern(2)
+        rig.verify_backends(2)
+
+
 def wait_migration(q, what):
     deadline = time.time() + 60
     while True:
@@ -485,6 +525,8 @@ def main():
             run_inconsistent_levels, gw=4096, ghb=4096, gep=4096)
         run("%s-hot-unplug" % machine, machine, [[None] * 4],
             run_hot_unplug, gw=4096, ghb=4096, gep=4096)
+        run("%s-sanitize" % machine, machine, [[None] * 4], run_sanitize,
+            gw=4096, ghb=4096, gep=4096)
         run("%s-migration" % machine, machine, [[2], [None, None]],
             run_migration, gw=4096, ghb=8192, gsw=8192, gep=4096)
         run("%s-dma" % machine, machine, [[None] * 4], run_dma,
