@@ -27,7 +27,7 @@ NINJA_PROGRESS   := awk -F'[][/]' '!/^\[/ || $$2 % 250 == 0 || $$2 == $$3 { prin
 export QEMU_DEB_VERSION
 
 .PHONY: all deps fetch apply qemu run check check-fast check-upstream check-cxl-full \
-        fuzz asan fuzz-asan stress \
+        fuzz asan fuzz-asan stress e2e e2e-image \
         configure baseline baseline-apply baseline-configure bench \
         clean distclean
 
@@ -52,6 +52,7 @@ qemu: configure
 	@ninja -C $(QEMU_BUILD) qemu-system-x86_64 qemu-system-aarch64 | $(NINJA_PROGRESS)
 	@test -x $(QEMU_BUILD)/qemu-system-x86_64 -a -x $(QEMU_BUILD)/qemu-system-aarch64
 	@scripts/firmware-links.sh $(QEMU_BUILD) $(FIRMWARE_PATH)
+	@scripts/optionroms.sh $(SRC) $(QEMU_BUILD)
 
 # The demo: a q35 machine with a 4-way interleaved CXL fixed memory window.
 run: qemu
@@ -79,6 +80,20 @@ fuzz: qemu
 	    --machine q35 --ops $(FUZZ_OPS)
 	@$(PYTHON) tests/cxl/fuzz-decoders.py --qemu-dir $(QEMU_BUILD) \
 	    --machine virt --ops $(FUZZ_OPS)
+
+# Linux guest e2e (x86_64, TCG): trixie kernel and tools unpacked from
+# .debs into an initramfs (tests/e2e/), CXL regions onlined as System RAM.
+E2E_DIR          := $(BUILD)/e2e
+
+e2e-image: deps
+	@tests/e2e/fetch-debs.sh amd64 $(E2E_DIR)/amd64
+	@gcc -O2 -static -Wall -o $(E2E_DIR)/cxl-e2e tests/e2e/guest/cxl-e2e.c
+	@$(PYTHON) tests/e2e/build-image.py --debs $(E2E_DIR)/amd64/debs \
+	    --out $(E2E_DIR)/amd64 --helper $(E2E_DIR)/cxl-e2e \
+	    --init tests/e2e/guest/init
+
+e2e: qemu e2e-image
+	@$(PYTHON) tests/e2e/run.py --qemu-dir $(QEMU_BUILD) --image $(E2E_DIR)/amd64
 
 # 10k pc-dimm and virtio-mem plug/unplug cycles next to a committed window.
 stress: qemu

@@ -56,15 +56,16 @@ class Topology:
     host bridge decoders granule ghb, switch decoders gsw, endpoints gep."""
 
     def __init__(self, tmp, hbs, gw, ghb=None, gsw=None, gep=None,
-                 backend="file"):
+                 backend="file", dev_size=None, hb_props=""):
         self.tmp, self.hbs, self.gw = tmp, [], gw
         self.backend = backend
+        self.dev_size = dev_size or DEV_SIZE
         self.ghb, self.gsw, self.gep = ghb or gw, gsw or gw, gep or gw
         self.args, self.eps = [], []
         for h, rps in enumerate(hbs):
             hb = "cxl.%d" % h
-            self.args += ["-device", "pxb-cxl,bus_nr=%d,bus=pcie.0,id=%s"
-                          % (16 + 32 * h, hb)]
+            self.args += ["-device", "pxb-cxl,bus_nr=%d,bus=pcie.0,id=%s%s"
+                          % (16 + 32 * h, hb, hb_props)]
             ports = []
             for p, spec in enumerate(rps):
                 rp = "h%drp%d" % (h, p)
@@ -86,7 +87,7 @@ class Topology:
                     ports.append(Switch(us, dsps))
             self.hbs.append((hb, ports))
         self.ways = len(self.eps)
-        self.size = self.ways * DEV_SIZE
+        self.size = self.ways * self.dev_size
         targets = ",".join("cxl-fmw.0.targets.%d=%s" % (i, hb)
                            for i, (hb, _) in enumerate(self.hbs))
         self.args += ["-M", "%s,cxl-fmw.0.size=%dM,"
@@ -99,9 +100,9 @@ class Topology:
         path = os.path.join(self.tmp, "%s.mem" % name)
         if self.backend == "file":
             mem = ("memory-backend-file,id=m%d,share=on,mem-path=%s,size=%d"
-                   % (i, path, DEV_SIZE))
+                   % (i, path, self.dev_size))
         else:           # anonymous RAM, for benchmarks (no file to check)
-            mem = "memory-backend-ram,id=m%d,size=%d" % (i, DEV_SIZE)
+            mem = "memory-backend-ram,id=m%d,size=%d" % (i, self.dev_size)
         self.args += ["-object", mem,
                       "-device", "cxl-type3,bus=%s,volatile-memdev=m%d,id=%s"
                       % (port, i, name)]

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Build QEMU's x86 option ROMs (linuxboot_dma.bin for -kernel, kvmvapic,
+# multiboot, pvh) from the source tree with the host gcc.  configure skips
+# them when it finds no i386 cross compiler, but they need only -m16, which
+# the host gcc and binutils handle.  Usage: optionroms.sh SRC BUILD
+set -euo pipefail
+src=${1:?usage: optionroms.sh SRC BUILD}
+build=${2:?usage: optionroms.sh SRC BUILD}
+dir=$build/pc-bios/optionrom
+mkdir -p "$dir"
+[ -e "$dir/Makefile" ] || ln -s "$src/pc-bios/optionrom/Makefile" "$dir/Makefile"
+printf 'TOPSRC_DIR=%s\nCC=gcc\nCCAS=gcc\nLD=ld\nOBJCOPY=objcopy\nAR=ar\nNM=nm\n' \
+    "$src" > "$dir/config.mak"
+make -s -C "$dir" > "$dir/build.log" 2>&1 || { cat "$dir/build.log"; exit 1; }

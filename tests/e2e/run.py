@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""Linux guest e2e: a 4-way CXL RAM region onlined as System RAM.
+
+Boots the trixie kernel and initramfs built by build-image.py on q35
+under TCG, with 4 type-3 devices (memory-backend-file,share=on) behind
+the topology of a scenario, and a virtio-blk disk.  The guest's init
+(tests/e2e/guest/init) creates the region with cxl create-region, finds
+its NUMA node and runs the workloads there; this script follows the
+serial log and checks, from the host:
+
+  * the window is served as RAM (info mtree -f) once the region is online;
+  * every word the guest's pattern writer put in region memory (its own
+    physical address ^ a magic) sits in the backend file, at the offset
+    the CXL decode of that address names;
+  * bandwidth on the CXL node against the DRAM node (target >= 0.9x);
+  * page tables on the node, memtester, stress-ng --vm and --atomic with
+    non-zero op counts, an O_DIRECT virtio-blk write whose hash matches
+    the disk image, offline and destroy, no CXL kernel warning, no oops.
+
+Usage: run.py --qemu-dir BUILD --image DIR [--scenario NAME] [--quick]
+Prints a progress line per step and "N passed, N failed".
+"""
+
+import argparse
+import os
+import re
+import shutil
+import struct
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "cxl"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "scripts"))
+import cxlqtest as cq  # noqa: E402
+from cxltopo import Failure, Topology, check  # noqa: E402
+
+MAGIC = 0x5a5a000000000000
+# name, host bridges (root ports each), window granule, host bridge
+# granule, endpoint granule
+SCENARIOS = [
+    ("4hb-4k", [[None]] * 4, 4096, None, 4096),
+    ("2hb2rp-4k", [[None] * 2] * 2, 4096, 8192, 4096),
+    ("2hb2rp-8k", [[None] * 2] * 2, 8192, 16384, 8192),
+    ("1hb4rp-16k", [[None] * 4], 16384, 16384, 16384),
+]
+
+
+def fnv1a(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xffffffffffffffff
+    return h
+
+
+class Guest:
+    def __init__(self, qemu_dir, image, topo, gran, tmp, quick):
+        self.topo, self.tmp = topo, tmp
+        self.serial = os.path.join(tmp, "serial.log")
+        self.disk = os.path.join(tmp, "disk.img")
+        with open(self.disk, "wb") as f:
+            f.truncate(64 << 20)
+        args = ["-machine", "q35,cxl=on", "-cpu", "max,hypervisor=off",
+                "-smp", "2", "-m", "1G",
+                "-object", "memory-backend-ram,id=dram,size=1G",
+                "-numa", "node,nodeid=0,memdev=dram",
+                "-L", os.path.join(qemu_dir, "pc-bios", "optionrom"),
+                "-kernel", os.path.join(image, "vmlinuz"),
+                "-initrd", os.path.join(image, "initramfs.gz"),
+                "-append", "console=ttyS0 e2e.gran=%d e2e.quick=%d"
+                % (gran, quick),
+                "-serial", "file:" + self.serial, "-no-reboot",
+                "-drive", "file=%s,if=none,format=raw,id=d0,cache=none"
+                % self.disk,
+                "-device", "virtio-blk-pci,drive=d0"] + topo.args
+        self.q = cq.QEMU(os.path.join(qemu_dir, "qemu-system-x86_64"), args,
+                         ["/usr/share/seabios", "/usr/lib/ipxe/qemu"],
+                         accel="tcg")
+        (self.base, self.size, _), = cq.fixed_windows(self.q)
+        self.pos = 0
+
+    def lines(self):
+        """New complete lines of the serial log."""
+        try:
+            with open(self.serial, "rb") as f:
+                f.seek(self.pos)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n") + 1
+        self.pos += end
+        return data[:end].decode(errors="replace").splitlines()
+
+    def served_as(self):
+        out = self.q.hmp("info mtree -f")
+        view = [v for v in out.split("FlatView #") if 'AS "memory"' in v][0]
+        kinds = set()
+        for m in re.finditer(r"^\s*([0-9a-f]+)-([0-9a-f]+) \(prio [-0-9]+, "
+                             r"([\w/-]+)\): cxl-fixed-memory-region", view,
+                             re.M):
+            kinds.add(m.group(3))
+        return "/".join(sorted(kinds))
+
+    def kind_at(self, addr):
+        """How info mtree -f serves guest physical address @addr."""
+        out = self.q.hmp("info mtree -f")
+        view = [v for v in out.split("FlatView #") if 'AS "memory"' in v][0]
+        for m in re.finditer(r"^\s*([0-9a-f]+)-([0-9a-f]+) \(prio [-0-9]+, "
+                             r"([\w/-]+)\): (\S+)", view, re.M):
+            if int(m.group(1), 16) <= addr <= int(m.group(2), 16):
+                return m.group(3)
+        return "unassigned"
+
+    def check_pattern(self, ranges):
+        words = 0
+        for r in ranges:
+            lo, hi = (int(x, 16) for x in r.split("-"))
+            for pfn in range(lo, hi + 1):
+                pa = pfn << 12
+                off = pa - self.base
+                check(0 <= off < self.size, "pattern page 0x%x outside the "
+                      "CXL window" % pa)
+                for part in range(0, 4096, self.topo.min_granule()):
+                    n = min(4096 - part, self.topo.min_granule())
+                    ep, dpa = self.topo.route(self.base, off + part)
+                    with open(ep.path, "rb") as f:
+                        f.seek(dpa)
+                        got = f.read(n)
+                    want = b"".join(struct.pack("<Q", (pa + part + j) ^ MAGIC)
+                                    for j in range(0, n, 8))
+                    check(got == want, "guest page 0x%x (+0x%x) not in %s at "
+                          "DPA 0x%x" % (pa, part, ep.name, dpa))
+                    words += n // 8
+        return words
+
+
+def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log):
+    tmp = tempfile.mkdtemp(prefix="cxl-e2e-")
+    # 512 MiB per device: two 1 GiB regions, half of each device each
+    # (single-port host bridges get HDM decoders: one region per decoder)
+    topo = Topology(tmp, hbs, gw, ghb, None, gep, dev_size=512 << 20,
+                    hb_props=",hdm_for_passthrough=on")
+    g = Guest(qemu_dir, image, topo, gep, tmp, 1 if quick else 0)
+    res, pages, regions, t0 = {}, None, {}, time.time()
+    say = lambda s: log("  [%5.1fs] %s" % (time.time() - t0, s))  # noqa
+    try:
+        deadline = time.time() + (600 if quick else 1500)
+        done = False
+        while not done:
+            check(time.time() < deadline, "guest timed out")
+            exited = g.q.proc.poll() is not None
+            for line in g.lines():
+                if "BUG:" in line or "Oops" in line or "Kernel panic" in line:
+                    res.setdefault("oops", line.strip())
+                m = re.search(r"E2E (\S+) ?(.*)", line)
+                if not m:
+                    continue
+                key, rest = m.group(1), m.group(2)
+                kv = dict(x.split("=", 1) for x in rest.split() if "=" in x)
+                if key == "fail":
+                    raise Failure("guest: " + rest)
+                if key == "step":
+                    say(rest)
+                elif key == "region-online":
+                    kind = g.served_as()
+                    say("region online on node %s in %ss; window served as %s"
+                        % (kv.get("node"), kv.get("seconds"), kind))
+                    check(kind == "ram", "window served as %s while the "
+                          "region is online" % kind)
+                elif key == "pattern-pages":
+                    pages = rest.split()
+                elif key == "pattern-ready":
+                    n = g.check_pattern(pages or [])
+                    say("pattern: %d words in %d page ranges, each in the "
+                        "backend the decode names" % (n, len(pages or [])))
+                elif key == "done":
+                    done = True
+                elif key == "region":
+                    name, base, size = rest.split()
+                    regions[name] = (int(base, 16), int(size, 16))
+                    say("%s at 0x%x, %d MiB, served as %s"
+                        % (name, regions[name][0], regions[name][1] >> 20,
+                           g.kind_at(regions[name][0])))
+                elif key == "destroyed":
+                    res[key] = kv
+                    a, b = sorted(regions.values())
+                    res["after-destroy"] = (g.kind_at(a[0]), g.kind_at(b[0]))
+                    say("%s %s; region A served as %s, region B's range as "
+                        "%s" % ((key, rest) + res["after-destroy"]))
+                else:
+                    res[key] = kv
+                    if key.startswith("kernel-warning"):
+                        res.setdefault("warnings", []).append(rest)
+                    else:
+                        say("%s %s" % (key, rest))
+            if exited:
+                break
+            time.sleep(0.2)
+        check("oops" not in res, "kernel: " + res.get("oops", ""))
+        check(done, "guest stopped before the end")
+        bw, dram = res.get("bw", {}), res.get("bw-dram", {})
+        ratios = {k: float(bw[k]) / float(dram[k])
+                  for k in ("write", "read", "copy")}
+        say("CXL node / DRAM node bandwidth: write %.2f read %.2f copy %.2f"
+            % (ratios["write"], ratios["read"], ratios["copy"]))
+        check(res.get("pt", {}).get("ok") == "1", "page-table walk failed")
+        check(res.get("memtester", {}).get("rc") == "0" and
+              res["memtester"].get("done") == "1", "memtester failed")
+        for s in ("vm", "atomic"):
+            ops = int(res.get("stress-" + s, {}).get("ops", "0") or 0)
+            check(ops > 0, "stress-ng --%s completed no operation" % s)
+        od = res.get("odirect", {})
+        with open(g.disk, "rb") as f:
+            disk = f.read(int(od.get("mib", "0")) << 20)
+        check(od.get("same") == "1" and
+              "%016x" % fnv1a(disk) == od.get("fnv"),
+              "O_DIRECT data on the disk image does not match the guest's")
+        check(res.get("offline", {}).get("ok") == "1",
+              "the movable region's memory could not be offlined")
+        check(res.get("destroyed", {}).get("left") == "1",
+              "the movable region was not destroyed")
+        check(res.get("after-destroy") == ("ram", "i/o"), "after region B "
+              "was destroyed, regions A and B served as %s, expected RAM and "
+              "the MMIO decode" % (res.get("after-destroy"),))
+        check(not res.get("warnings"), "CXL kernel warnings: %s"
+              % res.get("warnings"))
+        return ratios
+    finally:
+        g.q.close()
+        if os.environ.get("E2E_KEEP"):
+            log("  kept " + tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--qemu-dir", required=True)
+    ap.add_argument("--image", required=True)
+    ap.add_argument("--scenario", default="")
+    ap.add_argument("--quick", action="store_true")
+    opt = ap.parse_args()
+    passed = failed = 0
+    for name, hbs, gw, ghb, gep in SCENARIOS:
+        if opt.scenario not in name:
+            continue
+        print("e2e %s (x86_64, TCG)" % name, flush=True)
+        t0 = time.time()
+        try:
+            run(opt.qemu_dir, opt.image, name, hbs, gw, ghb, gep, opt.quick,
+                lambda s: print(s, flush=True))
+            passed += 1
+            print("ok   %s %.0fs" % (name, time.time() - t0), flush=True)
+        except (Failure, RuntimeError, OSError, KeyError, ValueError) as e:
+            failed += 1
+            print("FAIL %s %s" % (name, e), flush=True)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed or not passed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
