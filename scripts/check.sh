@@ -158,19 +158,42 @@ tier_hotplug() {
     fi
 }
 
+# Tier 8: one Linux guest scenario (x86_64, TCG, 4 host bridges, 4 KiB):
+# regions onlined as System RAM, workloads on the CXL node, checked from
+# the host (make e2e runs every scenario at full length).
+tier_e2e() {
+    local log=$log_dir/e2e.log
+    if ! make -s -C "$top" e2e-image > "$log_dir/e2e-image.log" 2>&1; then
+        tail -20 "$log_dir/e2e-image.log"
+        count "e2e Linux guest (image)" 0 1
+        return
+    fi
+    if /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+            --image "$build/e2e/amd64" --scenario 4hb-4k --quick > "$log" 2>&1; then
+        count "e2e Linux guest (4hb-4k)" 1 0
+    else
+        grep -E '^FAIL|\[' "$log" | tail -15
+        count "e2e Linux guest (4hb-4k)" 0 1
+    fi
+}
+
 case $mode in
 fast)
     tier_standalone ;;
 cxl-full)
     tier_routing full ;;
-*)
+all)
     tier_standalone
     tier_meson
     tier_demo
     tier_routing ci
     tier_guest
     tier_fuzz
-    tier_hotplug ;;
+    tier_hotplug
+    tier_e2e ;;
+*)
+    echo "usage: check.sh [fast|all|cxl-full]" >&2
+    exit 2 ;;
 esac
 
 echo "$passed passed, $failed failed"

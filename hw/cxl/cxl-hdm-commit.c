@@ -17,6 +17,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/units.h"
+#include "qemu/host-utils.h"
 #include "hw/cxl/cxl.h"
 
 #define HDM_INC (R_CXL_HDM_DECODER1_BASE_LO - R_CXL_HDM_DECODER0_BASE_LO)
@@ -85,9 +86,15 @@ const char *cxl_hdm_decoder_commit_error(const uint32_t *cm, int which,
             int w = cxl_interleave_ways_dec(
                 FIELD_EX32(c, CXL_HDM_DECODER0_CTRL, IW), NULL);
 
-            dpa_end += hdm_reg64(cm, R_CXL_HDM_DECODER0_DPA_SKIP_LO, i);
-            dpa_end += w ? hdm_reg64(cm, R_CXL_HDM_DECODER0_SIZE_LO, i) / w
-                         : 0;
+            uint64_t part = w ? hdm_reg64(cm, R_CXL_HDM_DECODER0_SIZE_LO, i) /
+                                w : 0;
+
+            if (uadd64_overflow(dpa_end,
+                                hdm_reg64(cm, R_CXL_HDM_DECODER0_DPA_SKIP_LO,
+                                          i), &dpa_end) ||
+                uadd64_overflow(dpa_end, part, &dpa_end)) {
+                return "DPA range beyond the device's capacity";
+            }
         }
         if (dpa_end > capacity) {
             return "DPA range beyond the device's capacity";

@@ -131,7 +131,8 @@ static bool cxl_fmw_check(CXLFixedWindow *fw, hwaddr start,
     uint64_t nchunks = il->size / il->chunk;
     uint64_t head = MIN(nchunks, 2 * (uint64_t)il->nb_entries);
     uint64_t tail = MIN(nchunks, (uint64_t)il->nb_entries);
-    uint64_t k, x = start ^ il->size;
+    /* xorshift64 seed: never zero, different per piece */
+    uint64_t k, x = ((start ^ il->size) * 0x9e3779b97f4a7c15ULL) | 1;
     unsigned i;
 
     for (k = 0; k < head; k++) {

@@ -41,22 +41,22 @@ if [ ! -s "$state/updated" ]; then
     date > "$state/updated"
 fi
 
-want=(linux-image-$( [ "$arch" = amd64 ] && echo amd64 || echo arm64)
-      busybox-static ndctl daxctl memtester stress-ng numactl)
-# Dependency closure (Depends and Pre-Depends), one version each.
-pkgs=$(apt-cache depends --recurse --no-recommends --no-suggests \
-           --no-conflicts --no-breaks --no-replaces --no-enhances \
-           "${want[@]}" 2>/dev/null |
-       awk '/^[a-z0-9]/ { print $1 } /Depends: [a-z0-9]/ { print $2 }' |
-       grep -v '^<' | sort -u)
-# not needed in an initramfs that never runs maintainer scripts
-skip='^(debconf|perl-base|dpkg|initramfs-tools.*|linux-base|kmod|udev|systemd.*|libsystemd.*|coreutils|util-linux|mount|bash|base-files|debianutils|sensible-utils|install-info|tar|gzip|zstd|dracut.*|apparmor|adduser|passwd|login.*|libpam.*|libaudit.*|libselinux1|libsemanage.*)$'
+# The kernel (the metapackage names the versioned image), and the
+# packages whose files the initramfs takes: the tools and the libraries
+# they need (build-image.py fails, naming it, if one is missing).
+kmeta=linux-image-$arch
+kernel=$(apt-cache depends "$kmeta" | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+[ -n "$kernel" ] || { echo "fetch-debs.sh: no kernel behind $kmeta" >&2; exit 1; }
+pkgs="$kernel busybox-static cxl daxctl libcxl1 libdaxctl1 libndctl6 memtester
+      numactl libnuma1 stress-ng libc6 libgcc-s1 libstdc++6 libacl1 libapparmor1
+      libbsd0 libmd0 libcap2 libcrypt1 libdrm2 libegl1 libexpat1 libgbm1 libgles2
+      libglvnd0 libgmp10 libmpfr6 libiniparser4 libjpeg62-turbo libjson-c5
+      libjudydebian1 libkmod2 libsctp1 libssl3t64 libtraceevent1 libtracefs1
+      libudev1 libuuid1 libxxhash0 libzstd1 zlib1g liblzma5 libipsec-mb2"
+[ "$arch" = amd64 ] || pkgs=${pkgs/libipsec-mb2/}     # x86 only
 cd "$debs"
 n=0
 for p in $pkgs; do
-    if echo "$p" | grep -Eq "$skip"; then
-        continue
-    fi
     if ! ls "${p}"_*.deb > /dev/null 2>&1; then
         apt-get -qq download "$p" 2>/dev/null || echo "fetch-debs.sh: no $p for $arch" >&2
     fi
