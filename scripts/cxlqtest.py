@@ -58,7 +58,8 @@ class QEMU:
         ls_m.bind(msock)
         ls_q.listen(1)
         ls_m.listen(1)
-        cmd = [binary, "-qtest", "unix:" + qsock, "-qtest-log", "none",
+        cmd = [binary, "-qtest", "unix:" + qsock, "-qtest-log",
+               os.environ.get("CXLQTEST_LOG", "none"),
                "-qmp", "unix:" + msock,
                "-accel", accel, "-display", "none", "-nodefaults"]
         for d in firmware_dirs:

@@ -194,13 +194,22 @@ def main():
     except (Failure, RuntimeError, OSError) as e:
         err = "after %d ops (seed %d): %s" % (done, seed, e)
     finally:
-        log = rig.q.stderr()
+        rig.q.log.flush()
         rig.close()
         rc = rig.q.proc.returncode
+        # what QEMU printed, to its exit (sanitizer reports come last)
+        with open(os.path.join(rig.q.dir, "stderr")) as f:
+            log = f.read()
         shutil.rmtree(tmp, ignore_errors=True)
+    if rc or err:
+        path = os.path.join(tempfile.gettempdir(),
+                            "fuzz-decoders-%d.stderr" % seed)
+        with open(path, "w") as f:
+            f.write(log)
+        print("QEMU's stderr: " + path)
     if rc:
         err = (err or "after %d ops (seed %d)" % (done, seed)) + \
-            "; QEMU exited %d: %s" % (rc, log.strip()[-1500:])
+            "; QEMU exited %d: %s" % (rc, log.strip()[-4000:])
     if not err and not fz.stats["ram_batches"]:
         err = "no batch ever checked a RAM route (seed %d)" % seed
     if err:
