@@ -19,6 +19,21 @@ count() {   # count TIER PASSED FAILED
     failed=$((failed + $3))
 }
 
+# Count a runner by its own last line "N passed, N failed" (none: a
+# failure, and its whole log is shown).
+count_log() {   # count_log TIER LOG
+    local p f
+    p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$2" | tail -1)
+    f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$2" | tail -1)
+    if [ -z "$p" ]; then
+        cat "$2"
+        p=0 f=1
+    elif [ "$f" != 0 ]; then
+        grep -A3 '^FAIL' "$2" | cut -c1-400 | head -40
+    fi
+    count "$1" "$p" "$f"
+}
+
 # Tier 1: standalone cmocka tests under valgrind.
 tier_standalone() {
     local out=$build/unit bin p f log
@@ -90,25 +105,17 @@ tier_demo() {
 # over MMIO, bytes checked in every backend file, RAM route against the
 # MMIO decode.  The full matrix is `make check-cxl-full`.
 tier_routing() {
-    local log=$log_dir/routing.log p f
+    local log=$log_dir/routing.log
     /usr/bin/python3 "$top/tests/cxl/routing-test.py" --qemu-dir "$qemu_build" \
         --tier "${1:-ci}" > "$log" 2>&1
-    p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$log")
-    f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$log")
-    if [ -z "$p" ]; then
-        cat "$log"
-        p=0 f=1
-    elif [ "$f" != 0 ]; then
-        grep -A3 '^FAIL' "$log"
-    fi
-    count "cxl routing qtests (${1:-ci})" "$p" "$f"
+    count_log "cxl routing qtests (${1:-ci})" "$log"
 }
 
 # Tier 5: TCG guests (freestanding payloads, tests/cxl/guest/) running
 # atomics and page-table walks in a CXL window on both machines, with the
 # window as RAM and forced to MMIO.
 tier_guest() {
-    local log=$log_dir/guest.log p f
+    local log=$log_dir/guest.log
     if ! make -s -C "$top/tests/cxl/guest" OUT="$build/guest" \
             > "$log_dir/guest-build.log" 2>&1; then
         cat "$log_dir/guest-build.log"
@@ -117,45 +124,26 @@ tier_guest() {
     fi
     /usr/bin/python3 "$top/tests/cxl/guest-test.py" --qemu-dir "$qemu_build" \
         --guest-dir "$build/guest" > "$log" 2>&1
-    p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$log")
-    f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$log")
-    if [ -z "$p" ]; then
-        cat "$log"
-        p=0 f=1
-    elif [ "$f" != 0 ]; then
-        grep '^FAIL' "$log"
-    fi
-    count "cxl TCG guests (atomics)" "$p" "$f"
+    count_log "cxl TCG guests (atomics)" "$log"
 }
 
 # Tier 6: a short, fixed-seed run of the decoder fuzzer (make fuzz runs
 # 1M writes per machine with fresh seeds).
 tier_fuzz() {
-    local log=$log_dir/fuzz.log m rc
+    local m
     for m in q35 virt; do
         /usr/bin/python3 "$top/tests/cxl/fuzz-decoders.py" --qemu-dir "$qemu_build" \
-            --machine $m --ops 10000 --seed 20261125 > "$log" 2>&1
-        rc=$?
-        if [ "$rc" = 0 ]; then
-            count "cxl decoder fuzz ($m, 10k)" 1 0
-        else
-            grep -v '^ ' "$log" | tail -5
-            count "cxl decoder fuzz ($m, 10k)" 0 1
-        fi
+            --machine $m --ops 10000 --seed 20261125 > "$log_dir/fuzz-$m.log" 2>&1
+        count_log "cxl decoder fuzz ($m, 10k)" "$log_dir/fuzz-$m.log"
     done
 }
 
 # Tier 7: memory hotplug cycles next to a committed CXL window (make
 # stress runs 10k).
 tier_hotplug() {
-    local log=$log_dir/hotplug.log
-    if /usr/bin/python3 "$top/tests/cxl/hotplug-stress.py" --qemu-dir "$qemu_build" \
-            --cycles 200 --check-every 100 > "$log" 2>&1; then
-        count "hotplug stress (200 cycles)" 1 0
-    else
-        grep -v '^ ' "$log" | tail -5
-        count "hotplug stress (200 cycles)" 0 1
-    fi
+    /usr/bin/python3 "$top/tests/cxl/hotplug-stress.py" --qemu-dir "$qemu_build" \
+        --cycles 200 --check-every 100 > "$log_dir/hotplug.log" 2>&1
+    count_log "hotplug stress (200 cycles)" "$log_dir/hotplug.log"
 }
 
 # Tier 8: one Linux guest scenario (x86_64, TCG, 4 host bridges, 4 KiB):
@@ -168,13 +156,9 @@ tier_e2e() {
         count "e2e Linux guest (image)" 0 1
         return
     fi
-    if /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
-            --image "$build/e2e/amd64" --scenario 4hb-4k --quick > "$log" 2>&1; then
-        count "e2e Linux guest (4hb-4k)" 1 0
-    else
-        grep -E '^FAIL|\[' "$log" | tail -15
-        count "e2e Linux guest (4hb-4k)" 0 1
-    fi
+    /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+        --image "$build/e2e/amd64" --scenario 4hb-4k --quick > "$log" 2>&1
+    count_log "e2e Linux guest (4hb-4k)" "$log"
 }
 
 case $mode in

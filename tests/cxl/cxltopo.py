@@ -341,3 +341,12 @@ class Step:
             raise Failure("%s: %s" % (self.what, e)) from None
 
 
+def pcie_cap(q, bus, dev):
+    """Offset of the PCI Express capability of bus:dev.0."""
+    ptr = q.cfg_read32(bus, dev, 0, 0x34) & 0xff
+    while ptr:
+        hdr = q.cfg_read32(bus, dev, 0, ptr)
+        if hdr & 0xff == 0x10:
+            return ptr
+        ptr = (hdr >> 8) & 0xff
+    raise Failure("no PCIe capability at %02x:%02x.0" % (bus, dev))

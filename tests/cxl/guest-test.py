@@ -32,136 +32,102 @@ from cxltopo import Failure, Rig, Step, Topology, check  # noqa: E402
 ITERATIONS = 20000
 CPUS = 2
 
-ARM = dict(params=0x44000000, window=0x10000000000)
-
-
 def q64(q, addr):
     return struct.unpack("<Q", q.read(addr, 8))[0]
 
 
-def run_arm(qemu_dir, guest_dir, mode, tmp):
+def arm_tables_ok(q, pt):
+    """The walker set the Access flag of every block it used (code, RAM,
+    window) and cleared the read-only bit of the RAM block it wrote."""
+    l1a = [q64(q, pt + 0x1000 + 8 * i) for i in range(2)]
+    l1b = q64(q, pt + 0x2000)
+    for name, d in (("code block", l1a[0]), ("RAM block", l1a[1]),
+                    ("window block", l1b)):
+        check(d & (1 << 10), "walker did not set the Access flag of the %s:"
+              " 0x%x" % (name, d))
+    check(not l1a[1] & (1 << 7), "walker did not mark the RAM block dirty "
+          "(AP[2] still set): 0x%x" % l1a[1])
+
+
+def x86_tables_ok(q, pt):
+    """The walker set Accessed on the PML4 entry and the pages it used,
+    Dirty on those it wrote (low RAM, the window)."""
+    pml4 = q64(q, pt)
+    check(pml4 & (1 << 5), "walker did not set Accessed in the PML4 entry: "
+          "0x%x" % pml4)
+    pdpt = [q64(q, pt + 0x1000 + 8 * i) for i in range(8)]
+    for name, i, dirty in (("low RAM", 0, True), ("code", 3, False),
+                           ("window", 4, True)):
+        check(pdpt[i] & (1 << 5), "walker did not set Accessed on the %s "
+              "page: 0x%x" % (name, pdpt[i]))
+        check(not dirty or pdpt[i] & (1 << 6), "walker did not set Dirty on "
+              "the %s page: 0x%x" % (name, pdpt[i]))
+
+
+# machine, payload, extra args, window, parameter block, offset of the
+# CODE parameter, counter names, page-table check
+GUESTS = {
+    "virt-arm64": dict(
+        machine="virt", bios="atomics-aarch64.bin", extra=[],
+        window=0x10000000000, params=0x44000000, code_param=0x18,
+        names=("ldxr/stxr", "ldadd", "casal", "-", "ldaxp/stlxp lo",
+               "ldaxp/stlxp hi"), tables=arm_tables_ok),
+    "q35-x86_64": dict(
+        machine="q35", bios="atomics-x86_64.bin", extra=["-cpu", "max"],
+        window=0x110000000, params=0x200000, code_param=0x30,
+        names=("lock inc", "lock xadd", "lock cmpxchg", "-",
+               "lock cmpxchg16b lo", "lock cmpxchg16b hi"),
+        tables=x86_tables_ok),
+}
+
+
+def run_guest(qemu_dir, guest_dir, g, mode, tmp):
     topo = Topology(tmp, [[None] * 4], 4096, 4096, None, 4096)
-    bios = os.path.join(guest_dir, "atomics-aarch64.bin")
-    rig = Rig(qemu_dir, "virt", topo, accel="tcg",
-              extra=["-smp", str(CPUS), "-bios", bios, "-S"])
+    rig = Rig(qemu_dir, g["machine"], topo, accel="tcg",
+              extra=g["extra"] + ["-smp", str(CPUS), "-bios",
+                                  os.path.join(guest_dir, g["bios"]), "-S"])
     try:
-        q, base = rig.q, rig.base
-        check(base == ARM["window"], "window at 0x%x, payload expects 0x%x"
-              % (base, ARM["window"]))
+        q, base, p = rig.q, rig.base, g["params"]
+        check(base == g["window"], "window at 0x%x, payload expects 0x%x"
+              % (base, g["window"]))
         with Step("commit"):
             rig.program()
             if mode == "mmio":
                 rig.set_ram(False)
             rig.expect_served(mode)
-        a, pt = base + 0x100000, base + 0x200000
-        p = ARM["params"]
-        code = base + 0x300000
-        q.write(p, struct.pack("<QQQQ", a, ITERATIONS, pt, code)
-                + bytes(0x40))
+        a, pt, code = base + 0x100000, base + 0x200000, base + 0x300000
+        block = bytearray(0x80)
+        struct.pack_into("<QQQ", block, 0, a, ITERATIONS, pt)
+        struct.pack_into("<Q", block, g["code_param"], code)
+        q.write(p, bytes(block))
         q.write(a, bytes(64))
         t0 = time.time()
         q.qmp("cont")
         while q64(q, p + 0x28) != 0x600df00d:
-            check(time.time() - t0 < 120,
-                  "guest did not finish (PSCI CPU_ON returned %d, CPU 1 "
-                  "done %d)" % (q64(q, p + 0x30), q64(q, p + 0x20)))
+            check(time.time() - t0 < 120, "guest did not finish (CPU 1 done "
+                  "%d, word at +0x30: %d)" % (q64(q, p + 0x20),
+                                             q64(q, p + 0x30)))
             time.sleep(0.02)
         took = time.time() - t0
         q.qmp("stop")
         n = CPUS * ITERATIONS
         with Step("atomics"):
             got = struct.unpack("<6Q", q.read(a, 48))
-            want = (n, 3 * n, n, 0, n, n)
-            names = ("ldxr/stxr", "ldadd", "casal", "-", "ldaxp/stlxp lo",
-                     "ldaxp/stlxp hi")
-            for name, g, w in zip(names, got, want):
-                check(g == w, "%s counter %d, expected %d" % (name, g, w))
+            for name, v, w in zip(g["names"], got, (n, 3 * n, n, 0, n, n)):
+                check(v == w, "%s counter %d, expected %d" % (name, v, w))
             # and in the backend the CXL decode names
             ep, dpa = topo.route(base, a - base)
             with open(ep.path, "rb") as f:
                 f.seek(dpa)
                 check(struct.unpack("<Q", f.read(8))[0] == n,
-                      "the ldxr/stxr counter is not in %s at DPA 0x%x"
-                      % (ep.name, dpa))
+                      "the %s counter is not in %s at DPA 0x%x"
+                      % (g["names"][0], ep.name, dpa))
         with Step("code in the window"):
             check(q64(q, p + 0x38) == 1 and q64(q, p + 0x40) == 2,
                   "code run from the window returned %d then %d, expected "
                   "1 then 2" % (q64(q, p + 0x38), q64(q, p + 0x40)))
         with Step("page tables in the window"):
-            l1a = [q64(q, pt + 0x1000 + 8 * i) for i in range(2)]
-            l1b = q64(q, pt + 0x2000)
-            for name, d in (("code block", l1a[0]), ("RAM block", l1a[1]),
-                            ("window block", l1b)):
-                check(d & (1 << 10), "walker did not set the Access flag of "
-                      "the %s: 0x%x" % (name, d))
-            check(not l1a[1] & (1 << 7), "walker did not mark the RAM block "
-                  "dirty (AP[2] still set): 0x%x" % l1a[1])
-        return took
-    finally:
-        rig.close()
-
-
-X86 = dict(params=0x200000, window=0x110000000)
-
-
-def run_x86(qemu_dir, guest_dir, mode, tmp):
-    topo = Topology(tmp, [[None] * 4], 4096, 4096, None, 4096)
-    bios = os.path.join(guest_dir, "atomics-x86_64.bin")
-    rig = Rig(qemu_dir, "q35", topo, accel="tcg",
-              extra=["-cpu", "max", "-smp", str(CPUS), "-bios", bios, "-S"])
-    try:
-        q, base = rig.q, rig.base
-        check(base == X86["window"], "window at 0x%x, payload expects 0x%x"
-              % (base, X86["window"]))
-        with Step("commit"):
-            rig.program()
-            if mode == "mmio":
-                rig.set_ram(False)
-            rig.expect_served(mode)
-        a, pt = base + 0x100000, base + 0x200000
-        p = X86["params"]
-        code = base + 0x300000
-        q.write(p, struct.pack("<QQQ", a, ITERATIONS, pt) + bytes(0x18)
-                + struct.pack("<Q", code) + bytes(0x40))
-        q.write(a, bytes(64))
-        t0 = time.time()
-        q.qmp("cont")
-        while q64(q, p + 0x28) != 0x600df00d:
-            check(time.time() - t0 < 120,
-                  "guest did not finish (tables ready %d, CPU 1 done %d)"
-                  % (q64(q, p + 0x18), q64(q, p + 0x20)))
-            time.sleep(0.02)
-        took = time.time() - t0
-        q.qmp("stop")
-        n = CPUS * ITERATIONS
-        with Step("atomics"):
-            got = struct.unpack("<6Q", q.read(a, 48))
-            want = (n, 3 * n, n, 0, n, n)
-            names = ("lock inc", "lock xadd", "lock cmpxchg", "-",
-                     "lock cmpxchg16b lo", "lock cmpxchg16b hi")
-            for name, g, w in zip(names, got, want):
-                check(g == w, "%s counter %d, expected %d" % (name, g, w))
-            ep, dpa = topo.route(base, a - base)
-            with open(ep.path, "rb") as f:
-                f.seek(dpa)
-                check(struct.unpack("<Q", f.read(8))[0] == n,
-                      "the lock inc counter is not in %s at DPA 0x%x"
-                      % (ep.name, dpa))
-        with Step("code in the window"):
-            check(q64(q, p + 0x38) == 1 and q64(q, p + 0x40) == 2,
-                  "code run from the window returned %d then %d, expected "
-                  "1 then 2" % (q64(q, p + 0x38), q64(q, p + 0x40)))
-        with Step("page tables in the window"):
-            pml4 = q64(q, pt)
-            check(pml4 & (1 << 5), "walker did not set Accessed in the "
-                  "PML4 entry: 0x%x" % pml4)
-            pdpt = [q64(q, pt + 0x1000 + 8 * i) for i in range(8)]
-            for name, i, dirty in (("low RAM", 0, True), ("code", 3, False),
-                                   ("window", 4, True)):
-                check(pdpt[i] & (1 << 5), "walker did not set Accessed on "
-                      "the %s page: 0x%x" % (name, pdpt[i]))
-                check(not dirty or pdpt[i] & (1 << 6), "walker did not set "
-                      "Dirty on the %s page: 0x%x" % (name, pdpt[i]))
+            g["tables"](q, pt)
         return took
     finally:
         rig.close()
@@ -173,11 +139,11 @@ def main():
     ap.add_argument("--guest-dir", required=True)
     opt = ap.parse_args()
     passed = failed = 0
-    for name, fn in (("virt-arm64", run_arm), ("q35-x86_64", run_x86)):
+    for name, g in GUESTS.items():
         for mode in ("ram", "mmio"):
             tmp = tempfile.mkdtemp(prefix="cxl-guest-")
             try:
-                took = fn(opt.qemu_dir, opt.guest_dir, mode, tmp)
+                took = run_guest(opt.qemu_dir, opt.guest_dir, g, mode, tmp)
                 passed += 1
                 print("ok   %s window as %-4s guest ran %.2fs"
                       % (name, mode, took))

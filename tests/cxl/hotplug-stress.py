@@ -29,7 +29,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cxltopo import Failure, Rig, Topology, check, pattern  # noqa: E402
+from cxltopo import (Failure, Rig, Topology, check, pattern,  # noqa: E402
+                     pcie_cap)
 
 MHP_BASE = 0xa00
 HP_RP_BUS, HP_RP_DEV = 0, 0x10
@@ -58,16 +59,6 @@ def slot_power(q, cap, on):
     ctl &= ~(0x400 | 0x300)
     ctl |= 0x100 if on else (0x400 | 0x300)     # indicator on / power off
     q.cfg_write32(HP_RP_BUS, HP_RP_DEV, 0, cap + 0x18, ctl)
-
-
-def pcie_cap(q, bus, dev):
-    ptr = q.cfg_read32(bus, dev, 0, 0x34) & 0xff
-    while ptr:
-        hdr = q.cfg_read32(bus, dev, 0, ptr)
-        if hdr & 0xff == 0x10:
-            return ptr
-        ptr = (hdr >> 8) & 0xff
-    raise Failure("no PCIe capability on the hotplug root port")
 
 
 def slope(times):

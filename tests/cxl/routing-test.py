@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import cxlqtest as cq  # noqa: E402
 
 from cxltopo import (DEV_SIZE, CHECK_BYTES, TARGET_PAGE, Failure, Step,  # noqa: E402
-                     Switch, Topology, Rig, check, pattern)
+                     Switch, Topology, Rig, check, pattern, pcie_cap)
 
 
 def expected_kind(t):
@@ -240,16 +240,6 @@ def run_inconsistent_levels(rig, rng):
           "RAM route and MMIO decode differ on inconsistent decoders")
     check(ram_view != bytes(1 << 20), "nothing reached the backends")
     rig.set_ram(True)
-
-
-def pcie_cap(q, bus, dev):
-    ptr = q.cfg_read32(bus, dev, 0, 0x34) & 0xff
-    while ptr:
-        hdr = q.cfg_read32(bus, dev, 0, ptr)
-        if hdr & 0xff == 0x10:
-            return ptr
-        ptr = (hdr >> 8) & 0xff
-    raise Failure("no PCIe capability at %02x:%02x.0" % (bus, dev))
 
 
 def run_hot_unplug(rig, rng):
