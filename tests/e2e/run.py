@@ -60,13 +60,15 @@ def fnv1a(data):
 
 
 class Guest:
-    def __init__(self, qemu_dir, image, topo, gran, tmp, quick, bench=False):
+    def __init__(self, qemu_dir, image, topo, gran, tmp, quick, bench=False,
+                 accel="tcg"):
         self.topo, self.tmp = topo, tmp
         self.serial = os.path.join(tmp, "serial.log")
         self.disk = os.path.join(tmp, "disk.img")
         with open(self.disk, "wb") as f:
             f.truncate(64 << 20)
-        args = ["-machine", "q35,cxl=on", "-cpu", "max,hypervisor=off",
+        cpu = "host" if accel == "kvm" else "max"
+        args = ["-machine", "q35,cxl=on", "-cpu", cpu + ",hypervisor=off",
                 "-smp", "2", "-m", "1G",
                 "-object", "memory-backend-ram,id=dram,size=1G",
                 "-numa", "node,nodeid=0,memdev=dram",
@@ -81,7 +83,7 @@ class Guest:
                 "-device", "virtio-blk-pci,drive=d0"] + topo.args
         self.q = cq.QEMU(os.path.join(qemu_dir, "qemu-system-x86_64"), args,
                          ["/usr/share/seabios", "/usr/lib/ipxe/qemu"],
-                         accel="tcg")
+                         accel=accel)
         (self.base, self.size, _), = cq.fixed_windows(self.q)
         self.pos = 0
 
@@ -140,13 +142,15 @@ class Guest:
         return words
 
 
-def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False):
+def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False,
+        accel="tcg"):
     tmp = tempfile.mkdtemp(prefix="cxl-e2e-")
     # 512 MiB per device: two 1 GiB regions, half of each device each
     # (single-port host bridges get HDM decoders: one region per decoder)
     topo = Topology(tmp, hbs, gw, ghb, None, gep, dev_size=512 << 20,
                     hb_props=",hdm_for_passthrough=on")
-    g = Guest(qemu_dir, image, topo, gep, tmp, 1 if quick else 0, bench)
+    g = Guest(qemu_dir, image, topo, gep, tmp, 1 if quick else 0, bench,
+              accel)
     res, pages, regions, t0 = {}, None, {}, time.time()
     say = lambda s: log("  [%5.1fs] %s" % (time.time() - t0, s))  # noqa
     try:
@@ -254,6 +258,9 @@ def main():
     ap.add_argument("--image", required=True)
     ap.add_argument("--scenario", default="")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--kvm", action="store_true",
+                    help="run under KVM where a guest can: probe first, and "
+                    "skip with the reason where it cannot")
     ap.add_argument("--bench", nargs="*", metavar="LABEL=BUILD",
                     help="only measure: boot to region online, bandwidth on "
                     "the CXL and DRAM nodes, page tables; one column per build")
@@ -261,14 +268,22 @@ def main():
     if opt.bench is not None:
         return bench(opt)
     passed = failed = 0
+    if opt.kvm:
+        try:
+            kvm_probe(opt.qemu_dir, opt.image)
+        except Skip as e:
+            print("skip KVM scenarios: %s" % e)
+            print("0 passed, 0 failed")
+            return 0
+    accel = "kvm" if opt.kvm else "tcg"
     for name, hbs, gw, ghb, gep in SCENARIOS:
         if opt.scenario not in name:
             continue
-        print("e2e %s (x86_64, TCG)" % name, flush=True)
+        print("e2e %s (x86_64, %s)" % (name, accel.upper()), flush=True)
         t0 = time.time()
         try:
             run(opt.qemu_dir, opt.image, name, hbs, gw, ghb, gep, opt.quick,
-                lambda s: print(s, flush=True))
+                lambda s: print(s, flush=True), accel=accel)
             passed += 1
             print("ok   %s %.0fs" % (name, time.time() - t0), flush=True)
         except (Failure, RuntimeError, OSError, KeyError, ValueError) as e:
@@ -300,6 +315,43 @@ def bench(opt):
                 flush=True)
         print("%-12s window served as %s" % (label, r.get("served")))
     return 0
+
+
+class Skip(Exception):
+    pass
+
+
+def kvm_probe(qemu_dir, image):
+    """Can a stock guest kernel run under KVM here?  Boot the e2e kernel
+    and wait for its first line of init; anything else is a reason to
+    skip the KVM scenario, given in the exception."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        raise Skip("/dev/kvm is not usable")
+    tmp = tempfile.mkdtemp(prefix="cxl-e2e-kvm-")
+    topo = Topology(tmp, [[None]] * 4, 4096, None, None, 4096,
+                    dev_size=512 << 20, hb_props=",hdm_for_passthrough=on")
+    try:
+        g = Guest(qemu_dir, image, topo, 4096, tmp, 1, bench=True,
+                  accel="kvm")
+    except RuntimeError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise Skip("QEMU cannot start with -accel kvm: %s"
+                   % str(e).strip().splitlines()[-1][:200])
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if any("E2E step boot" in line for line in g.lines()):
+                return
+            err = g.q.stderr()
+            if "KVM internal error" in err or g.q.proc.poll() is not None:
+                raise Skip("the guest kernel cannot run under this KVM: %s"
+                           % (err.strip().splitlines() or ["QEMU exited"])[0]
+                           [:200])
+            time.sleep(0.5)
+        raise Skip("the guest kernel did not reach init under KVM in 60 s")
+    finally:
+        g.q.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
