@@ -142,6 +142,7 @@ class Rig:
         m = MACHINES[machine]
         self.m, self.topo = m, topo
         self.qemu_dir, self.machine, self.extra = qemu_dir, machine, list(extra)
+        self.accel = accel
         self.q = cq.QEMU(os.path.join(qemu_dir, m["binary"]),
                          m["args"] + topo.args + list(extra), m["firmware"],
                          accel)
