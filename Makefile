@@ -95,6 +95,7 @@ e2e-image: deps
 e2e: qemu e2e-image
 	@$(PYTHON) tests/e2e/run.py --qemu-dir $(QEMU_BUILD) --image $(E2E_DIR)/amd64
 	@$(PYTHON) tests/e2e/run.py --qemu-dir $(QEMU_BUILD) --image $(E2E_DIR)/amd64 --kvm
+	@$(PYTHON) tests/e2e/run.py --qemu-dir $(QEMU_BUILD) --image $(E2E_DIR)/amd64 --hotplug 100
 
 # 10k pc-dimm and virtio-mem plug/unplug cycles next to a committed window.
 stress: qemu

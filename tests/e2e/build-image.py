@@ -23,7 +23,7 @@ import subprocess
 import sys
 
 MODULES = ["cxl_acpi", "cxl_pci", "cxl_mem", "dax_cxl", "device_dax",
-           "kmem", "virtio_blk"]
+           "kmem", "virtio_blk", "virtio_mem"]
 BINARIES = ["usr/bin/cxl", "usr/bin/daxctl", "usr/sbin/memtester",
             "usr/bin/stress-ng", "usr/bin/numactl"]
 LIBDIRS = ["usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu",

@@ -61,22 +61,28 @@ def fnv1a(data):
 
 class Guest:
     def __init__(self, qemu_dir, image, topo, gran, tmp, quick, bench=False,
-                 accel="tcg"):
+                 accel="tcg", hotplug=False):
         self.topo, self.tmp = topo, tmp
         self.serial = os.path.join(tmp, "serial.log")
         self.disk = os.path.join(tmp, "disk.img")
         with open(self.disk, "wb") as f:
             f.truncate(64 << 20)
         cpu = "host" if accel == "kvm" else "max"
-        args = ["-machine", "q35,cxl=on", "-cpu", cpu + ",hypervisor=off",
-                "-smp", "2", "-m", "1G",
+        hp = ["-object", "memory-backend-ram,id=hp-dimm,size=128M",
+              "-object", "memory-backend-ram,id=hp-vmem,size=256M",
+              "-device", "pcie-root-port,id=hp-rp,bus=pcie.0,chassis=60,"
+              "slot=60"] if hotplug else []
+        args = hp + ["-machine", "q35,cxl=on",
+                "-cpu", cpu + ",hypervisor=off",
+                "-smp", "2", "-m", "1G,slots=2,maxmem=8G" if hotplug else "1G",
                 "-object", "memory-backend-ram,id=dram,size=1G",
                 "-numa", "node,nodeid=0,memdev=dram",
                 "-L", os.path.join(qemu_dir, "pc-bios", "optionrom"),
                 "-kernel", os.path.join(image, "vmlinuz"),
                 "-initrd", os.path.join(image, "initramfs.gz"),
                 "-append", "console=ttyS0 e2e.gran=%d e2e.quick=%d "
-                "e2e.devs=%d e2e.bench=%d" % (gran, quick, topo.ways, bench),
+                "e2e.devs=%d e2e.bench=%d e2e.hotplug=%d"
+                % (gran, quick, topo.ways, bench, hotplug),
                 "-serial", "file:" + self.serial, "-no-reboot",
                 "-drive", "file=%s,if=none,format=raw,id=d0,cache=none"
                 % self.disk,
@@ -258,6 +264,8 @@ def main():
     ap.add_argument("--image", required=True)
     ap.add_argument("--scenario", default="")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--hotplug", type=int, metavar="CYCLES",
+                    help="only the Linux-guest memory hotplug cycles")
     ap.add_argument("--kvm", action="store_true",
                     help="run under KVM where a guest can: probe first, and "
                     "skip with the reason where it cannot")
@@ -268,6 +276,17 @@ def main():
     if opt.bench is not None:
         return bench(opt)
     passed = failed = 0
+    if opt.hotplug:
+        print("e2e hotplug: %d pc-dimm and virtio-mem cycles in a Linux "
+              "guest next to online CXL regions" % opt.hotplug, flush=True)
+        try:
+            hotplug(opt.qemu_dir, opt.image, opt.hotplug,
+                    lambda s: print(s, flush=True))
+            print("ok   hotplug\n1 passed, 0 failed")
+            return 0
+        except (Failure, RuntimeError, OSError) as e:
+            print("FAIL hotplug %s\n0 passed, 1 failed" % e)
+            return 1
     if opt.kvm:
         try:
             kvm_probe(opt.qemu_dir, opt.image)
@@ -315,6 +334,84 @@ def bench(opt):
                 flush=True)
         print("%-12s window served as %s" % (label, r.get("served")))
     return 0
+
+
+def dispatch_sections(q):
+    out = q.hmp("info mtree -f -d")
+    view = [v for v in out.split("FlatView #") if 'AS "memory"' in v][0]
+    return len(re.findall(r"^\s*#\d+ @", view, re.M))
+
+
+def hotplug(qemu_dir, image, cycles, log):
+    """pc-dimm and virtio-mem plug/unplug cycles in a Linux guest whose
+    CXL regions are online and busy (memtester on the CXL node): the
+    guest onlines and offlines the memory itself; the window stays RAM,
+    the section count returns to its start value, no oops."""
+    tmp = tempfile.mkdtemp(prefix="cxl-e2e-hp-")
+    topo = Topology(tmp, [[None]] * 4, 4096, None, None, 4096,
+                    dev_size=512 << 20, hb_props=",hdm_for_passthrough=on")
+    g = Guest(qemu_dir, image, topo, 4096, tmp, 1, hotplug=True)
+    t0 = time.time()
+    say = lambda s: log("  [%5.1fs] %s" % (time.time() - t0, s))  # noqa
+    q = g.q
+
+    def wait(cond, what, secs=120):
+        deadline = time.time() + secs
+        while not cond():
+            for line in g.lines():
+                check("BUG:" not in line and "Oops" not in line
+                      and "kernel-warning" not in line, "guest: " + line)
+            check(time.time() < deadline, "%s: timed out" % what)
+            time.sleep(0.1)
+
+    def gone(name):
+        return all(c["name"] != name for c in
+                   q.qmp("qom-list", path="/machine/peripheral"))
+
+    try:
+        seen = []
+        wait(lambda: seen.extend(g.lines()) or
+             any("E2E hotplug-ready" in x for x in seen), "guest setup", 300)
+        region = [x for x in seen if x.startswith("E2E region region")]
+        check(region, "no region line from the guest")
+        base = int(region[0].split()[3], 16)
+        start = dispatch_sections(q)
+        say("regions online, CXL node busy; %d sections" % start)
+        times = []
+        for i in range(1, cycles + 1):
+            c0 = time.time()
+            q.qmp("device_add", driver="pc-dimm", id="dimm",
+                  memdev="hp-dimm", node=0)
+            time.sleep(0.2)
+            q.qmp("device_del", id="dimm")
+            wait(lambda: gone("dimm"), "pc-dimm unplug %d" % i)
+            q.qmp("device_add", driver="virtio-mem-pci", id="vmem",
+                  memdev="hp-vmem", bus="hp-rp", node=0,
+                  **{"requested-size": 128 << 20})
+            wait(lambda: q.qmp("qom-get", path="/machine/peripheral/vmem",
+                               property="size") == 128 << 20,
+                 "virtio-mem plug %d" % i)
+            q.qmp("qom-set", path="/machine/peripheral/vmem",
+                  property="requested-size", value=0)
+            wait(lambda: q.qmp("qom-get", path="/machine/peripheral/vmem",
+                               property="size") == 0,
+                 "virtio-mem unplug %d" % i)
+            q.qmp("device_del", id="vmem")
+            wait(lambda: gone("vmem"), "virtio-mem removal %d" % i)
+            times.append(time.time() - c0)
+            if i % 10 == 0 or i == cycles:
+                say("%d cycles, %.2f s per cycle (median of the last 10), "
+                    "window %s, %d sections" % (
+                        i, sorted(times[-10:])[len(times[-10:]) // 2],
+                        g.kind_at(base), dispatch_sections(q)))
+        check(g.kind_at(base) == "ram", "region A's route is gone")
+        end = dispatch_sections(q)
+        check(end == start, "sections: %d at the start, %d at the end"
+              % (start, end))
+        check(q.proc.poll() is None, "QEMU exited")
+    finally:
+        q.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Skip(Exception):
