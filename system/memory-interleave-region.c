@@ -162,3 +162,16 @@ MemoryInterleave *memory_region_get_interleave(MemoryRegion *mr)
     }
     return mr->coalesced_interleave;
 }
+
+uint8_t memory_region_interleave_dirty_log_mask(MemoryRegion *mr)
+{
+    MemoryInterleave *il = mr->interleave ? mr->interleave
+                                          : mr->coalesced_interleave;
+    uint8_t mask = 0;
+    unsigned i;
+
+    for (i = 0; il && i < il->nb_entries; i++) {
+        mask |= memory_region_get_dirty_log_mask(il->entries[i].target);
+    }
+    return mask;
+}

@@ -7,6 +7,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <sys/mman.h>
 #include "exec/memory-interleave.h"
 
 /* Number of chunks of the window that entry @e owns. */
@@ -172,7 +173,50 @@ MemoryInterleave *memory_interleave_new(uint64_t size, uint64_t chunk,
 
 void memory_interleave_free(MemoryInterleave *il)
 {
+    if (il->host) {
+        munmap(il->host, il->size);
+    }
     g_free(il);
+}
+
+static bool page_bit(const unsigned long *bitmap, uint64_t i)
+{
+    const unsigned bits = sizeof(unsigned long) * 8;
+
+    return (bitmap[i / bits] >> (i % bits)) & 1;
+}
+
+void memory_interleave_for_each_run(const MemoryInterleave *il,
+                                    uint64_t offset,
+                                    const unsigned long *bitmap,
+                                    uint64_t nb_pages, uint64_t page_size,
+                                    MemoryInterleaveRunFn *fn, void *opaque)
+{
+    uint64_t i = 0;
+
+    while (i < nb_pages) {
+        uint64_t target_offset, len = UINT64_MAX, n;
+        unsigned e;
+
+        if (!(i % (sizeof(unsigned long) * 8)) &&
+            !bitmap[i / (sizeof(unsigned long) * 8)]) {
+            i += sizeof(unsigned long) * 8;     /* a clean word */
+            continue;
+        }
+        if (!page_bit(bitmap, i)) {
+            i++;
+            continue;
+        }
+        e = memory_interleave_translate(il, offset + i * page_size,
+                                        &target_offset, &len);
+        /* set bits from @i up to the chunk's end */
+        for (n = 1; n < len / page_size && i + n < nb_pages &&
+                    page_bit(bitmap, i + n); n++) {
+            /* count */
+        }
+        fn(il, e, target_offset, i, n, opaque);
+        i += n;
+    }
 }
 
 MemoryInterleave *memory_interleave_ref(MemoryInterleave *il)

@@ -45,6 +45,13 @@ typedef struct MemoryInterleave {
     uint64_t size;               /* window size, a multiple of @chunk */
     uint64_t chunk;              /* bytes per chunk, a multiple of a page */
     uint64_t period;             /* @chunk * @nb_entries */
+    /*
+     * Set once, under the BQL, by memory_interleave_map_host(): the whole
+     * window as one host mapping stitched from the targets' files;
+     * unmapped with the descriptor.  Not part of the geometry.
+     */
+    void *host;
+    unsigned host_users;
     unsigned nb_entries;
     MemoryInterleaveEntry entries[];
 } MemoryInterleave;
@@ -135,6 +142,30 @@ static inline unsigned memory_interleave_translate(const MemoryInterleave *il,
 uint64_t memory_interleave_entry_extent(const MemoryInterleave *il,
                                         unsigned e);
 
+/**
+ * memory_interleave_for_each_run: walk a page bitmap of the window
+ *
+ * @il: the descriptor
+ * @offset: window offset of bit 0, a multiple of @page_size
+ * @bitmap: one bit per page of @page_size bytes
+ * @nb_pages: bits in @bitmap
+ * @page_size: divides @il->chunk
+ * @fn: called once per run of set bits that stays in one chunk, with the
+ *      entry, the target offset of the run's first page, the bitmap
+ *      index of that page and the run's length in pages
+ *
+ * Used to move dirty bits logged over the window (by KVM, say) to the
+ * targets that own the pages.
+ */
+typedef void MemoryInterleaveRunFn(const MemoryInterleave *il, unsigned e,
+                                   uint64_t target_offset, uint64_t first,
+                                   uint64_t nb_pages, void *opaque);
+void memory_interleave_for_each_run(const MemoryInterleave *il,
+                                    uint64_t offset,
+                                    const unsigned long *bitmap,
+                                    uint64_t nb_pages, uint64_t page_size,
+                                    MemoryInterleaveRunFn *fn, void *opaque);
+
 /*
  * Regions served through an interleave (system/memory-interleave-region.c)
  *
@@ -165,5 +196,59 @@ void memory_region_interleave_invalidate(struct MemoryRegion *container);
 
 /* @mr is being finalized. */
 void memory_region_interleave_finalize(struct MemoryRegion *mr);
+
+/*
+ * Dirty logging a region served through an interleave needs: what its
+ * targets need (the pages written are theirs).  0 for other regions.
+ */
+uint8_t memory_region_interleave_dirty_log_mask(struct MemoryRegion *mr);
+
+/*
+ * One host mapping per window (system/memory-interleave-host.c)
+ *
+ * An accelerator that maps guest memory itself (KVM: one memslot per
+ * range) cannot use the per-chunk translation.  For it the window is
+ * stitched into one contiguous host mapping: each chunk is mapped
+ * MAP_SHARED | MAP_FIXED from its target's file at the target offset, so
+ * every byte still lives in the target's own backend, and accesses
+ * through either mapping see the same memory.  Possible when every
+ * target is a shared, file-backed RAM region (memory-backend-memfd, or
+ * memory-backend-file with share=on), the chunk is a multiple of the
+ * host page and of each target's page size, and vm.max_map_count leaves
+ * room for one mapping per run of chunks.
+ */
+
+/**
+ * memory_interleave_map_host: the window's stitched host mapping
+ *
+ * Built on first use; kept while a user holds it (see below), or else
+ * until the descriptor is freed.  Called with the BQL held.
+ *
+ * Returns: the mapping, or NULL with @errp set saying why it cannot be
+ * built (and what to change, for vm.max_map_count).
+ */
+void *memory_interleave_map_host(MemoryInterleave *il, Error **errp);
+
+/*
+ * A user of the mapping (a KVM slot over it) holds it, and a reference to
+ * the descriptor, from memory_interleave_host_ref() to
+ * memory_interleave_host_unref(); the last unref unmaps it at once, so a
+ * window reprogrammed in quick succession never holds two mappings'
+ * worth of vm.max_map_count.  BQL held; NULL is a no-op.
+ */
+MemoryInterleave *memory_interleave_host_ref(MemoryInterleave *il);
+void memory_interleave_host_unref(MemoryInterleave *il);
+
+/**
+ * memory_interleave_set_dirty: dirty the target pages of a window range
+ *
+ * @il: a descriptor with a host mapping
+ * @offset: window offset of bit 0, host page aligned
+ * @bitmap: one bit per host page, as KVM logs them
+ * @nb_pages: bits in @bitmap
+ */
+void memory_interleave_set_dirty(const MemoryInterleave *il, uint64_t offset,
+                                 const unsigned long *bitmap,
+                                 uint64_t nb_pages);
 
 #endif

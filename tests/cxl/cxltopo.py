@@ -101,6 +101,11 @@ class Topology:
         if self.backend == "file":
             mem = ("memory-backend-file,id=m%d,share=on,mem-path=%s,size=%d"
                    % (i, path, self.dev_size))
+        elif self.backend == "file-private":    # the file never sees writes
+            mem = ("memory-backend-file,id=m%d,share=off,mem-path=%s,size=%d"
+                   % (i, path, self.dev_size))
+        elif self.backend == "memfd":
+            mem = "memory-backend-memfd,id=m%d,size=%d" % (i, self.dev_size)
         else:           # anonymous RAM, for benchmarks (no file to check)
             mem = "memory-backend-ram,id=m%d,size=%d" % (i, self.dev_size)
         self.args += ["-object", mem,
