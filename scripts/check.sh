@@ -111,6 +111,16 @@ tier_routing() {
     count_log "cxl routing qtests (${1:-ci})" "$log"
 }
 
+# Tier 4b: KVM memory slots over interleave windows (-accel kvm -S: no
+# vCPU runs, so any /dev/kvm will do); skipped without /dev/kvm.
+tier_kvm() {
+    local log=$log_dir/kvm-memslot.log
+    /usr/bin/python3 "$top/tests/cxl/kvm-memslot-test.py" \
+        --qemu-dir "$qemu_build" > "$log" 2>&1
+    grep '^skip' "$log"
+    count_log "KVM memslots (kvm -S)" "$log"
+}
+
 # Tier 5: TCG guests (freestanding payloads, tests/cxl/guest/) running
 # atomics and page-table walks in a CXL window on both machines, with the
 # window as RAM and forced to MMIO.
@@ -159,6 +169,12 @@ tier_e2e() {
     /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
         --image "$build/e2e/amd64" --scenario 4hb-4k --quick > "$log" 2>&1
     count_log "e2e Linux guest (4hb-4k)" "$log"
+    # the same with the window served by its stitched host mapping, as a
+    # KVM guest would have it
+    /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+        --image "$build/e2e/amd64" --scenario 4hb-4k --quick --stitched \
+        > "$log_dir/e2e-stitched.log" 2>&1
+    count_log "e2e Linux guest (4hb-4k, stitched)" "$log_dir/e2e-stitched.log"
     /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
         --image "$build/e2e/amd64" --hotplug 5 > "$log_dir/e2e-hotplug.log" 2>&1
     count_log "e2e guest memory hotplug (5)" "$log_dir/e2e-hotplug.log"
@@ -181,6 +197,7 @@ all)
     tier_meson
     tier_demo
     tier_routing ci
+    tier_kvm
     tier_guest
     tier_fuzz
     tier_hotplug

@@ -196,7 +196,7 @@ MemoryInterleave *memory_interleave_host_ref(MemoryInterleave *il)
 {
     if (il) {
         assert(il->host);
-        il->host_users++;
+        qatomic_inc(&il->host_users);
         memory_interleave_ref(il);
     }
     return il;
@@ -207,8 +207,8 @@ void memory_interleave_host_unref(MemoryInterleave *il)
     if (!il) {
         return;
     }
-    assert(il->host_users);
-    if (!--il->host_users) {
+    assert(qatomic_read(&il->host_users));
+    if (qatomic_fetch_dec(&il->host_users) == 1) {
         munmap(il->host, il->size);
         il->host = NULL;
         trace_memory_interleave_unmap_host(il);

@@ -173,7 +173,7 @@ MemoryInterleave *memory_interleave_new(uint64_t size, uint64_t chunk,
 
 void memory_interleave_free(MemoryInterleave *il)
 {
-    if (il->host) {
+    if (il && il->host) {
         munmap(il->host, il->size);
     }
     g_free(il);

@@ -22,6 +22,8 @@
 #include "qemu/error-report.h"
 #include "qapi/error.h"
 #include "qapi/visitor.h"
+#include "qemu/rcu.h"
+#include "migration/blocker.h"
 #include "qom/object.h"
 #include "exec/memory-interleave.h"
 #include "exec/target_page.h"
@@ -55,10 +57,21 @@ typedef struct CXLFMWRamRange {
 struct CXLFMWRouting {
     MemoryRegion io;           /* the MMIO decode, whole window */
     MemoryRegion ram[CXL_FMW_MAX_RAM_RANGES];
+    /* set: cur[i] is served by this RAM region over its stitched mapping */
+    MemoryRegion *stitched[CXL_FMW_MAX_RAM_RANGES];
     CXLFMWRamRange cur[CXL_FMW_MAX_RAM_RANGES];
     unsigned nb_cur;
     bool ram_enabled;          /* x-ram property */
+    bool stitch;               /* x-stitched property */
+    Error *migration_blocker;  /* while a piece is stitched */
 };
+
+/* A stitched piece's region and mapping, released after RCU readers. */
+typedef struct CXLFMWStitchedFree {
+    struct rcu_head rcu;
+    MemoryRegion *mr;
+    MemoryInterleave *il;
+} CXLFMWStitchedFree;
 
 /* Where the decode sends one window offset */
 typedef struct CXLFMWTarget {
@@ -282,6 +295,98 @@ static bool cxl_fmw_ranges_equal(const CXLFMWRamRange *a, unsigned na,
     return true;
 }
 
+/*
+ * With x-stitched=on, a piece is served by a plain RAM region over the
+ * interleave's stitched host mapping (exec/memory-interleave.h) instead of
+ * the interleave's per-chunk translation: what KVM gets anyway, offered
+ * to TCG so that the mapping can be exercised by a guest that runs.
+ * Writes through it are dirty in that region, not in the devices'
+ * backends, so migration is blocked while it is in use.
+ */
+static MemoryRegion *cxl_fmw_stitched_new(CXLFixedWindow *fw, unsigned i,
+                                          MemoryInterleave *il)
+{
+    CXLFMWRouting *r = fw->routing;
+    g_autofree char *name = g_strdup_printf(
+        "cxl-fixed-memory-region.stitched%u", i);
+    Error *err = NULL;
+    MemoryRegion *mr;
+    void *host;
+
+    host = memory_interleave_map_host(il, &err);
+    if (!host) {
+        warn_report_err(err);
+        return NULL;
+    }
+    if (!r->migration_blocker) {
+        error_setg(&r->migration_blocker, "CXL window %d is served through "
+                   "its stitched host mapping (x-stitched=on): its dirty "
+                   "pages are not tracked in the devices' backends",
+                   fw->index);
+        if (migrate_add_blocker(&r->migration_blocker, &err) < 0) {
+            warn_report_err(err);
+            return NULL;
+        }
+    }
+    mr = g_new0(MemoryRegion, 1);
+    memory_region_init_ram_ptr(mr, OBJECT(fw), name, il->size, host);
+    memory_interleave_host_ref(il);
+    return mr;
+}
+
+static void cxl_fmw_stitched_reclaim(CXLFMWStitchedFree *f)
+{
+    memory_interleave_host_unref(f->il);
+    g_free(f->mr);
+    g_free(f);
+}
+
+static void cxl_fmw_stitched_free(MemoryRegion *mr, MemoryInterleave *il)
+{
+    CXLFMWStitchedFree *f = g_new0(CXLFMWStitchedFree, 1);
+
+    object_unparent(OBJECT(mr));
+    f->mr = mr;
+    f->il = il;
+    call_rcu(f, cxl_fmw_stitched_reclaim, rcu);
+}
+
+/* Migration is blocked while a piece is stitched, and only then. */
+static void cxl_fmw_update_blocker(CXLFMWRouting *r)
+{
+    unsigned i;
+
+    for (i = 0; i < r->nb_cur; i++) {
+        if (r->stitched[i]) {
+            return;
+        }
+    }
+    if (r->migration_blocker) {
+        migrate_del_blocker(&r->migration_blocker);
+    }
+}
+
+/* Take every RAM piece of @fw out of it; inside a transaction. */
+static void cxl_fmw_unmap_pieces(CXLFixedWindow *fw)
+{
+    CXLFMWRouting *r = fw->routing;
+    unsigned i;
+
+    for (i = 0; i < r->nb_cur; i++) {
+        if (r->stitched[i]) {
+            memory_region_del_subregion(&fw->mr, r->stitched[i]);
+            cxl_fmw_stitched_free(r->stitched[i], r->cur[i].il);
+            r->stitched[i] = NULL;
+        } else {
+            memory_region_del_subregion(&fw->mr, &r->ram[i]);
+            memory_region_set_interleave(&r->ram[i], NULL);
+        }
+        memory_interleave_unref(r->cur[i].il);
+        trace_cxl_fmw_ram_unmap(fw->index, r->cur[i].offset, r->cur[i].size);
+    }
+    r->nb_cur = 0;
+}
+
 /* Route window @fw given the sorted committed decoder boundaries @cuts. */
 static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
 {
@@ -331,23 +436,27 @@ static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
     }
 
     memory_region_transaction_begin();
-    for (i = 0; i < r->nb_cur; i++) {
-        memory_region_del_subregion(&fw->mr, &r->ram[i]);
-        memory_region_set_interleave(&r->ram[i], NULL);
-        memory_interleave_unref(r->cur[i].il);
-        trace_cxl_fmw_ram_unmap(fw->index, r->cur[i].offset, r->cur[i].size);
-    }
+    cxl_fmw_unmap_pieces(fw);
     for (i = 0; i < nb_next; i++) {
-        memory_region_set_size(&r->ram[i], next[i].size);
-        memory_region_set_interleave(&r->ram[i], next[i].il);
-        memory_region_add_subregion_overlap(&fw->mr, next[i].offset,
-                                            &r->ram[i], 1);
+        if (r->stitch) {
+            r->stitched[i] = cxl_fmw_stitched_new(fw, i, next[i].il);
+        }
+        if (r->stitched[i]) {
+            memory_region_add_subregion_overlap(&fw->mr, next[i].offset,
+                                                r->stitched[i], 1);
+        } else {
+            memory_region_set_size(&r->ram[i], next[i].size);
+            memory_region_set_interleave(&r->ram[i], next[i].il);
+            memory_region_add_subregion_overlap(&fw->mr, next[i].offset,
+                                                &r->ram[i], 1);
+        }
         r->cur[i] = next[i];
         trace_cxl_fmw_ram_map(fw->index, next[i].offset, next[i].size,
                               next[i].il->nb_entries, next[i].il->chunk);
     }
     r->nb_cur = nb_next;
     memory_region_transaction_commit();
+    cxl_fmw_update_blocker(r);
 }
 
 /* Append the boundaries of @cs's committed HDM decoders to @cuts. */
@@ -453,6 +562,24 @@ static void cxl_fmw_set_ram(Object *obj, bool value, Error **errp)
     cxl_fmws_update_routing(NULL);
 }
 
+static bool cxl_fmw_get_stitched(Object *obj, Error **errp)
+{
+    return CXL_FMW(obj)->routing->stitch;
+}
+
+static void cxl_fmw_set_stitched(Object *obj, bool value, Error **errp)
+{
+    CXLFixedWindow *fw = CXL_FMW(obj);
+
+    /* the pieces stay the same, how they are served changes: start over */
+    fw->routing->stitch = value;
+    memory_region_transaction_begin();
+    cxl_fmw_unmap_pieces(fw);
+    memory_region_transaction_commit();
+    cxl_fmws_update_routing(NULL);
+    cxl_fmw_update_blocker(fw->routing);
+}
+
 void cxl_fmw_init_memory(CXLFixedWindow *fw, const MemoryRegionOps *ops)
 {
     CXLFMWRouting *r = g_new0(CXLFMWRouting, 1);
@@ -476,4 +603,10 @@ void cxl_fmw_init_memory(CXLFixedWindow *fw, const MemoryRegionOps *ops)
     object_property_set_description(OBJECT(fw), "x-ram",
         "Serve committed interleaves as RAM (off: MMIO decode only, "
         "for differential tests)");
+    object_property_add_bool(OBJECT(fw), "x-stitched", cxl_fmw_get_stitched,
+                             cxl_fmw_set_stitched);
+    object_property_set_description(OBJECT(fw), "x-stitched",
+        "Serve committed interleaves as one RAM region over a host mapping "
+        "stitched from the devices' shared backends, as KVM gets them (for "
+        "tests under TCG; blocks migration while in use)");
 }

@@ -234,7 +234,9 @@ void *memory_interleave_map_host(MemoryInterleave *il, Error **errp);
  * the descriptor, from memory_interleave_host_ref() to
  * memory_interleave_host_unref(); the last unref unmaps it at once, so a
  * window reprogrammed in quick succession never holds two mappings'
- * worth of vm.max_map_count.  BQL held; NULL is a no-op.
+ * worth of vm.max_map_count.  NULL is a no-op.  The unref may come from an
+ * RCU callback, after the last reader of a region over the mapping: the
+ * caller makes sure nobody maps that descriptor again meanwhile.
  */
 MemoryInterleave *memory_interleave_host_ref(MemoryInterleave *il);
 void memory_interleave_host_unref(MemoryInterleave *il);

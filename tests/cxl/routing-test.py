@@ -489,6 +489,48 @@ def run_savevm(rig, rng):
               "the window reads other bytes after loadvm")
 
 
+def run_stitched(rig, rng):
+    """x-stitched=on: the window is one RAM region over its stitched host
+    mapping; the bytes still land in each backend file at the decoded
+    DPA, agree with the MMIO decode, and follow uncommit and
+    reprogramming; migration is refused while the mapping serves, and
+    allowed again once it is gone."""
+    q = rig.q
+
+    def stitched():
+        out = q.hmp("info mtree -f")
+        view = [v for v in out.split("FlatView #") if 'AS "memory"' in v][0]
+        return re.findall(r"\(prio 1, ram\): cxl-fixed-memory-region"
+                          r"\.stitched\d", view)
+    q.qmp("qom-set", path=rig.fmw, property="x-stitched", value=True)
+    with Step("committed"):
+        place_and_check(rig, 1)
+        check(len(stitched()) == 1, "window not served by one stitched "
+              "region: %s" % stitched())
+    with Step("RAM vs MMIO"):
+        rig.differential(rng)          # x-ram off and on again
+        check(len(stitched()) == 1, "stitched region not rebuilt")
+    with Step("migration refused"):
+        try:
+            q.qmp("migrate", uri="exec:cat > /dev/null")
+            raise Failure("migration started with a stitched window")
+        except RuntimeError as e:
+            check("x-stitched" in str(e), "unexpected error: %s" % e)
+    with Step("uncommitted"):
+        rig.unprogram()
+        rig.expect_served("mmio")
+        check(not stitched(), "stitched region left after uncommit")
+    with Step("reprogrammed"):
+        place_and_check(rig, 2)
+        q.qmp("qom-set", path=rig.fmw, property="x-stitched", value=False)
+        check(not stitched(), "stitched region left with x-stitched=off")
+        rig.expect_served("ram")
+        rig.verify_backends(2)
+    with Step("migration allowed"):
+        q.qmp("migrate", uri="exec:cat > /dev/null")
+        wait_migration(q, "outgoing")
+
+
 def run_kvm_migration(rig, rng):
     """The migration scenario with KVM as the accelerator (vCPUs never
     run: -S), data preloaded through the window."""
@@ -601,6 +643,8 @@ def main():
             run_migration, gw=4096, ghb=8192, gsw=8192, gep=4096)
         run("%s-savevm" % machine, machine, [[None] * 4], run_savevm,
             gw=4096, ghb=4096, gep=4096)
+        run("%s-stitched" % machine, machine, [[None] * 2], run_stitched,
+            gw=16384, ghb=16384, gep=16384)
         run("%s-dma" % machine, machine, [[None] * 4], run_dma,
             gw=4096, ghb=4096, gep=4096,
             extra=["-device", "x-dma-probe-testdev,id=dma"])

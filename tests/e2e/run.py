@@ -41,6 +41,8 @@ from cxltopo import Failure, Topology, check  # noqa: E402
 MAGIC = 0x5a5a000000000000
 # name, host bridges (root ports each), window granule, host bridge
 # granule, endpoint granule
+MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
+
 SCENARIOS = [
     ("4hb-4k", [[None]] * 4, 4096, None, 4096),
     ("2hb2rp-4k", [[None] * 2] * 2, 4096, 8192, 4096),
@@ -90,7 +92,7 @@ class Guest:
         self.q = cq.QEMU(os.path.join(qemu_dir, "qemu-system-x86_64"), args,
                          ["/usr/share/seabios", "/usr/lib/ipxe/qemu"],
                          accel=accel)
-        (self.base, self.size, _), = cq.fixed_windows(self.q)
+        (self.base, self.size, self.fmw), = cq.fixed_windows(self.q)
         self.pos = 0
 
     def lines(self):
@@ -114,6 +116,14 @@ class Guest:
                              re.M):
             kinds.add(m.group(3))
         return "/".join(sorted(kinds))
+
+    def stitched(self):
+        """Window ranges served by a RAM region over the stitched host
+        mapping (x-stitched=on), from info mtree -f."""
+        out = self.q.hmp("info mtree -f")
+        view = [v for v in out.split("FlatView #") if 'AS "memory"' in v][0]
+        return re.findall(r"\(prio [-0-9]+, ram\): "
+                          r"cxl-fixed-memory-region\.stitched", view)
 
     def kind_at(self, addr):
         """How info mtree -f serves guest physical address @addr."""
@@ -149,7 +159,7 @@ class Guest:
 
 
 def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False,
-        accel="tcg"):
+        accel="tcg", stitched=False):
     tmp = tempfile.mkdtemp(prefix="cxl-e2e-")
     # 512 MiB per device: two 1 GiB regions, half of each device each
     # (single-port host bridges get HDM decoders: one region per decoder)
@@ -157,6 +167,19 @@ def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False,
                     hb_props=",hdm_for_passthrough=on")
     g = Guest(qemu_dir, image, topo, gep, tmp, 1 if quick else 0, bench,
               accel)
+    saved_limit = None
+    if stitched:
+        # one mapping per granule of the window, next to QEMU's own: as
+        # root, make room for them (restored below); else QEMU warns
+        need = g.size // min(gw, ghb or gw, gep) + 65530
+        with open(MAX_MAP_COUNT) as f:
+            limit = f.read()
+        if int(limit) < need and os.geteuid() == 0:
+            saved_limit = limit
+            with open(MAX_MAP_COUNT, "w") as f:
+                f.write("%d\n" % need)
+        # before the guest's Linux programs any decoder
+        g.q.qmp("qom-set", path=g.fmw, property="x-stitched", value=True)
     res, pages, regions, t0 = {}, None, {}, time.time()
     say = lambda s: log("  [%5.1fs] %s" % (time.time() - t0, s))  # noqa
     try:
@@ -185,6 +208,10 @@ def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False,
                         % (kv.get("node"), kv.get("seconds"), kind))
                     check(bench or kind == "ram", "window served as %s while "
                           "the region is online" % kind)
+                    if stitched:
+                        res["served"] += " (stitched)"
+                        check(g.stitched(), "x-stitched=on but the window "
+                              "is not served by its stitched mapping")
                 elif key == "pattern-pages":
                     pages = rest.split()
                 elif key == "pattern":
@@ -252,6 +279,9 @@ def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False,
         return ratios
     finally:
         g.q.close()
+        if saved_limit:
+            with open(MAX_MAP_COUNT, "w") as f:
+                f.write(saved_limit)
         if os.environ.get("E2E_KEEP"):
             log("  kept " + tmp)
         else:
@@ -266,12 +296,17 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--hotplug", type=int, metavar="CYCLES",
                     help="only the Linux-guest memory hotplug cycles")
+    ap.add_argument("--stitched", action="store_true",
+                    help="serve the window through its stitched host mapping "
+                    "(x-stitched=on), as KVM gets it")
     ap.add_argument("--kvm", action="store_true",
                     help="run under KVM where a guest can: probe first, and "
                     "skip with the reason where it cannot")
     ap.add_argument("--bench", nargs="*", metavar="LABEL=BUILD",
                     help="only measure: boot to region online, bandwidth on "
-                    "the CXL and DRAM nodes, page tables; one column per build")
+                    "the CXL and DRAM nodes, page tables; one row per build "
+                    "(BUILD:stitched serves the window through its stitched "
+                    "mapping)")
     opt = ap.parse_args()
     if opt.bench is not None:
         return bench(opt)
@@ -298,11 +333,14 @@ def main():
     for name, hbs, gw, ghb, gep in SCENARIOS:
         if opt.scenario not in name:
             continue
-        print("e2e %s (x86_64, %s)" % (name, accel.upper()), flush=True)
+        print("e2e %s (x86_64, %s%s)" % (name, accel.upper(),
+                                         ", stitched" if opt.stitched else ""),
+              flush=True)
         t0 = time.time()
         try:
             run(opt.qemu_dir, opt.image, name, hbs, gw, ghb, gep, opt.quick,
-                lambda s: print(s, flush=True), accel=accel)
+                lambda s: print(s, flush=True), accel=accel,
+                stitched=opt.stitched)
             passed += 1
             print("ok   %s %.0fs" % (name, time.time() - t0), flush=True)
         except (Failure, RuntimeError, OSError, KeyError, ValueError) as e:
@@ -322,8 +360,9 @@ def bench(opt):
                                               "read", "copy", "online s",
                                               "2048 pt s"))
     for label, build in builds:
-        r = run(build, opt.image, name, hbs, gw, ghb, gep, True,
-                lambda s: None, bench=True)
+        stitched = build.endswith(":stitched")
+        r = run(build.split(":")[0], opt.image, name, hbs, gw, ghb, gep, True,
+                lambda s: None, bench=True, stitched=stitched)
         for node in ("bw", "bw-dram"):
             b = r.get(node, {})
             print("%-12s %-10s %8s %8s %8s %9.1f %9s" % (

@@ -315,6 +315,94 @@ static void test_interleave_refs_and_describe(void **state)
     memory_interleave_unref(NULL);
 }
 
+/* What memory_interleave_for_each_run() reported, page by page. */
+typedef struct RunLog {
+    uint64_t offset;            /* window offset of bitmap bit 0 */
+    unsigned eig, eiw;
+    unsigned long *seen;        /* bits the runs covered */
+    unsigned runs;
+} RunLog;
+
+static void log_run(const MemoryInterleave *il, unsigned e,
+                    uint64_t target_offset, uint64_t first, uint64_t n,
+                    void *opaque)
+{
+    RunLog *log = opaque;
+    const unsigned bits = sizeof(unsigned long) * 8;
+    uint64_t i;
+
+    log->runs++;
+    for (i = first; i < first + n; i++) {
+        uint64_t hpa = log->offset + i * PAGE;
+
+        if (e != ref_position(hpa, log->eig, log->eiw) ||
+            target_offset + (i - first) * PAGE !=
+            ref_dpa(hpa, log->eig, log->eiw)) {
+            fail_msg("page %" PRIu64 " of a run from %" PRIu64 ": entry %u "
+                     "offset 0x%" PRIx64 ", spec says %u 0x%" PRIx64, i,
+                     first, e, target_offset + (i - first) * PAGE,
+                     ref_position(hpa, log->eig, log->eiw),
+                     ref_dpa(hpa, log->eig, log->eiw));
+        }
+        if (log->seen[i / bits] & (1UL << (i % bits))) {
+            fail_msg("page %" PRIu64 " reported twice", i);
+        }
+        log->seen[i / bits] |= 1UL << (i % bits);
+    }
+}
+
+/*
+ * Dirty bits logged over a window (one per page) reach each entry's target
+ * at the spec's device offset: every set bit once, no clear bit, each run
+ * inside one chunk; from a start that is not a chunk edge, with dense,
+ * sparse and empty words.
+ */
+static void test_interleave_dirty_runs(void **state)
+{
+    static const unsigned eiws[] = { 0, 2, 8, 9 };
+    const unsigned bits = sizeof(unsigned long) * 8;
+    unsigned k, density;
+
+    for (k = 0; k < G_N_ELEMENTS(eiws); k++) {
+        for (density = 0; density < 4; density++) {
+            unsigned eig = 6, ways = eiw_ways(eiws[k]);  /* 16 KiB chunks */
+            uint64_t size = (256ULL << eig) * ways * 64, nb = 1000, i;
+            g_autofree MemoryInterleave *il =
+                cxl_like(size, eig, eiws[k], size / ways);
+            g_autofree unsigned long *bm = g_new0(unsigned long,
+                                                  nb / bits + 1);
+            g_autofree unsigned long *seen = g_new0(unsigned long,
+                                                    nb / bits + 1);
+            RunLog log = { 3 * PAGE, eig, eiws[k], seen, 0 };
+            GRand *r = g_rand_new_with_seed(k * 4 + density);
+
+            for (i = 0; i < nb; i++) {
+                bool set = density == 3 ? true : density == 0 ? false :
+                           (i / 200) % 2 ? g_rand_int_range(r, 0, 8) == 0
+                                         : g_rand_int_range(r, 0, 8) != 0;
+
+                if (set) {
+                    bm[i / bits] |= 1UL << (i % bits);
+                }
+            }
+            g_rand_free(r);
+            memory_interleave_for_each_run(il, log.offset, bm, nb, PAGE,
+                                           log_run, &log);
+            for (i = 0; i < nb / bits + 1; i++) {
+                if (bm[i] != seen[i]) {
+                    fail_msg("%u-way: bitmap word %" PRIu64 " is 0x%lx, the "
+                             "runs covered 0x%lx", ways, i, bm[i], seen[i]);
+                }
+            }
+            if (density == 3 && log.runs != (nb + 3 + 3) / 4) {
+                /* all set: one run per chunk touched (4 pages each) */
+                fail_msg("%u-way: %u runs for %" PRIu64 " dirty pages from "
+                         "page 3", ways, log.runs, nb);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -324,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_interleave_bad_descriptors),
         cmocka_unit_test(test_interleave_overlap_matches_bruteforce),
         cmocka_unit_test(test_interleave_refs_and_describe),
+        cmocka_unit_test(test_interleave_dirty_runs),
     };
 
     return cmocka_run_group_tests_name("memory-interleave", tests, NULL, NULL);
