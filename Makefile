@@ -141,6 +141,7 @@ bench: qemu baseline
 	@$(PYTHON) bench/tcg-bandwidth.py --patched $(QEMU_BUILD) \
 	    --baseline $(BASELINE_BUILD) --guest-dir $(BUILD)/guest
 	@$(PYTHON) bench/cxl-commit.py --qemu-dir $(QEMU_BUILD)
+	@$(PYTHON) bench/kvm-stitch.py --qemu-dir $(QEMU_BUILD)
 
 clean:
 	rm -rf $(QEMU_BUILD) $(BUILD)/unit

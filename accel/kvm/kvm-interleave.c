@@ -51,7 +51,8 @@ void kvm_interleave_slot_sync_dirty_pages(KVMSlot *slot)
      * clear what was just collected now: a write from here on is logged
      * again.
      */
-    if (kvm_state->manual_dirty_log_protect && !kvm_state->kvm_dirty_ring_size) {
+    if (kvm_state->manual_dirty_log_protect &&
+        !kvm_state->kvm_dirty_ring_size) {
         struct kvm_clear_dirty_log d = {
             .slot = slot->slot | (slot->as_id << 16),
             .first_page = 0,
