@@ -106,6 +106,9 @@ class Topology:
                    % (i, path, self.dev_size))
         elif self.backend == "memfd":
             mem = "memory-backend-memfd,id=m%d,size=%d" % (i, self.dev_size)
+        elif self.backend == "memfd-huge":
+            mem = ("memory-backend-memfd,id=m%d,size=%d,hugetlb=on,"
+                   "hugetlbsize=2M" % (i, self.dev_size))
         else:           # anonymous RAM, for benchmarks (no file to check)
             mem = "memory-backend-ram,id=m%d,size=%d" % (i, self.dev_size)
         self.args += ["-object", mem,

@@ -42,6 +42,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 from cxltopo import Failure, Rig, Step, Topology, check, pattern  # noqa
 
 MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
+NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
 TRACE = ["-S", "-trace", "kvm_set_user_memory",
          "-trace", "memory_interleave_map_host"]
 SLOT_RE = re.compile(r"kvm_set_user_memory AddrSpace#(\d+) Slot#(\d+) "
@@ -130,7 +131,13 @@ def warnings(rig):
             if "no KVM memory slot" in l]
 
 
+def vmas(rig):
+    with open("/proc/%d/maps" % rig.q.proc.pid) as f:
+        return sum(1 for _ in f)
+
+
 def run_stitched(rig, rng):
+    v0 = vmas(rig)
     with Step("commit"):
         rig.program()
         rig.expect_served("ram")
@@ -148,9 +155,16 @@ def run_stitched(rig, rng):
                   "granule at +0x%x differs between the slot and the "
                   "window" % off)
     with Step("uncommit"):
+        v1 = vmas(rig)
+        check(v1 - v0 >= rig.topo.size // rig.topo.min_granule(),
+              "%d mappings for a window of %d granules" % (
+                  v1 - v0, rig.topo.size // rig.topo.min_granule()))
         rig.unprogram()
         rig.expect_served("mmio")
         expect_no_slot(rig)
+        # released at once, not when RCU gets to the old memory map
+        check(vmas(rig) <= v0 + 16, "%d mappings left of %d after uncommit"
+              % (vmas(rig) - v0, v1 - v0))
     with Step("reprogram"):
         rig.program()
         ua = expect_one_slot(rig)
@@ -181,6 +195,10 @@ def run_private(rig, rng):
 
 def run_anonymous(rig, rng):
     run_fallback(rig, rng, "has no file descriptor")
+
+
+def run_hugepages(rig, rng):
+    run_fallback(rig, rng, "is not a multiple of the page size 0x200000")
 
 
 def run_max_map_count(rig, rng):
@@ -309,6 +327,27 @@ def main():
     run("kvm-private-backend", [[None] * 2], run_private,
         backend="file-private")
     run("kvm-anonymous-backend", [[None] * 2], run_anonymous, backend="ram")
+    # 2 MiB huge pages behind a 16 KiB granule: the page cannot be split
+    if opt.match in "kvm-hugepage-backend":
+        with open(NR_HUGEPAGES) as f:
+            saved_huge = f.read()
+        try:
+            with open(NR_HUGEPAGES, "w") as f:
+                f.write("%d\n" % (int(saved_huge) + 256))
+            with open(NR_HUGEPAGES) as f:
+                got = int(f.read()) - int(saved_huge)
+        except OSError:
+            got = 0
+        if got >= 256:
+            run("kvm-hugepage-backend", [[None] * 2], run_hugepages,
+                backend="memfd-huge")
+        else:
+            print("skip kvm-hugepage-backend: cannot reserve 256 huge pages")
+        try:
+            with open(NR_HUGEPAGES, "w") as f:
+                f.write(saved_huge)
+        except OSError:
+            pass
     # 4 ways x 256 MiB at 4 KiB: 262144 mappings, over the default limit
     run("kvm-max-map-count-4k", [[None] * 4], run_max_map_count, gran=4096)
     run("kvm-dirty-log-migration", [[None] * 2], run_dirty_log)
