@@ -174,6 +174,7 @@ tier_e2e() {
     /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
         --image "$build/e2e/amd64" --scenario 4hb-4k --quick --stitched \
         > "$log_dir/e2e-stitched.log" 2>&1
+    grep "^skip" "$log_dir/e2e-stitched.log"
     count_log "e2e Linux guest (4hb-4k, stitched)" "$log_dir/e2e-stitched.log"
     /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
         --image "$build/e2e/amd64" --hotplug 5 > "$log_dir/e2e-hotplug.log" 2>&1

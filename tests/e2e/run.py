@@ -174,10 +174,17 @@ def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False,
         need = g.size // min(gw, ghb or gw, gep) + 65530
         with open(MAX_MAP_COUNT) as f:
             limit = f.read()
-        if int(limit) < need and os.geteuid() == 0:
-            saved_limit = limit
-            with open(MAX_MAP_COUNT, "w") as f:
-                f.write("%d\n" % need)
+        if int(limit) < need:
+            try:
+                with open(MAX_MAP_COUNT, "w") as f:
+                    f.write("%d\n" % need)
+                saved_limit = limit
+            except OSError as e:
+                g.q.close()
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise Skip("the stitched window needs vm.max_map_count >= %d "
+                           "(it is %s), which cannot be raised here: %s"
+                           % (need, limit.strip(), e))
         # before the guest's Linux programs any decoder
         g.q.qmp("qom-set", path=g.fmw, property="x-stitched", value=True)
     res, pages, regions, t0 = {}, None, {}, time.time()
@@ -330,6 +337,7 @@ def main():
             print("0 passed, 0 failed")
             return 0
     accel = "kvm" if opt.kvm else "tcg"
+    skipped = 0
     for name, hbs, gw, ghb, gep in SCENARIOS:
         if opt.scenario not in name:
             continue
@@ -343,11 +351,14 @@ def main():
                 stitched=opt.stitched)
             passed += 1
             print("ok   %s %.0fs" % (name, time.time() - t0), flush=True)
+        except Skip as e:
+            skipped += 1
+            print("skip %s: %s" % (name, e), flush=True)
         except (Failure, RuntimeError, OSError, KeyError, ValueError) as e:
             failed += 1
             print("FAIL %s %s" % (name, e), flush=True)
     print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed or not passed else 0
+    return 1 if failed or not (passed or skipped) else 0
 
 
 def bench(opt):
