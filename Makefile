@@ -81,21 +81,35 @@ fuzz: qemu
 	@$(PYTHON) tests/cxl/fuzz-decoders.py --qemu-dir $(QEMU_BUILD) \
 	    --machine virt --ops $(FUZZ_OPS)
 
-# Linux guest e2e (x86_64, TCG): trixie kernel and tools unpacked from
-# .debs into an initramfs (tests/e2e/), CXL regions onlined as System RAM.
+# Linux guest e2e (x86_64 q35 and arm64 virt, TCG): trixie kernels and
+# tools unpacked from .debs into an initramfs (tests/e2e/), CXL regions
+# onlined as System RAM.
 E2E_DIR          := $(BUILD)/e2e
+E2E_HELPER       := tests/e2e/guest/cxl-e2e.c tests/e2e/guest/cxl-fwcommit.c
 
 e2e-image: deps
 	@tests/e2e/fetch-debs.sh amd64 $(E2E_DIR)/amd64
-	@gcc -O2 -static -Wall -o $(E2E_DIR)/cxl-e2e tests/e2e/guest/cxl-e2e.c
-	@$(PYTHON) tests/e2e/build-image.py --debs $(E2E_DIR)/amd64/debs \
-	    --out $(E2E_DIR)/amd64 --helper $(E2E_DIR)/cxl-e2e \
-	    --init tests/e2e/guest/init
+	@tests/e2e/fetch-debs.sh arm64 $(E2E_DIR)/arm64
+	@gcc -O2 -static -Wall -o $(E2E_DIR)/cxl-e2e-amd64 $(E2E_HELPER)
+	@aarch64-linux-gnu-gcc -O2 -static -Wall -o $(E2E_DIR)/cxl-e2e-arm64 \
+	    $(E2E_HELPER)
+	@for a in amd64 arm64; do \
+	    $(PYTHON) tests/e2e/build-image.py --debs $(E2E_DIR)/$$a/debs \
+	        --out $(E2E_DIR)/$$a --helper $(E2E_DIR)/cxl-e2e-$$a \
+	        --init tests/e2e/guest/init; \
+	done
+
+E2E_RUN          := $(PYTHON) tests/e2e/run.py --qemu-dir $(QEMU_BUILD)
+E2E_X86          := $(E2E_RUN) --image $(E2E_DIR)/amd64
+E2E_ARM          := $(E2E_RUN) --image $(E2E_DIR)/arm64 --arch aarch64
 
 e2e: qemu e2e-image
-	@$(PYTHON) tests/e2e/run.py --qemu-dir $(QEMU_BUILD) --image $(E2E_DIR)/amd64
-	@$(PYTHON) tests/e2e/run.py --qemu-dir $(QEMU_BUILD) --image $(E2E_DIR)/amd64 --kvm
-	@$(PYTHON) tests/e2e/run.py --qemu-dir $(QEMU_BUILD) --image $(E2E_DIR)/amd64 --hotplug 100
+	@$(E2E_X86)
+	@$(E2E_ARM)
+	@$(E2E_X86) --kvm
+	@$(E2E_ARM) --kvm
+	@$(E2E_X86) --hotplug 100
+	@$(E2E_ARM) --hotplug 100
 
 # 10k pc-dimm and virtio-mem plug/unplug cycles next to a committed window.
 stress: qemu

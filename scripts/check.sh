@@ -156,9 +156,10 @@ tier_hotplug() {
     count_log "hotplug stress (200 cycles)" "$log_dir/hotplug.log"
 }
 
-# Tier 8: one Linux guest scenario (x86_64, TCG, 4 host bridges, 4 KiB):
-# regions onlined as System RAM, workloads on the CXL node, checked from
-# the host (make e2e runs every scenario at full length).
+# Tier 8: one Linux guest scenario per architecture (x86_64 q35 and arm64
+# virt, TCG, 4 host bridges, 4 KiB): regions onlined as System RAM,
+# workloads on the CXL node, checked from the host (make e2e runs every
+# scenario at full length).
 tier_e2e() {
     local log=$log_dir/e2e.log
     if ! make -s -C "$top" e2e-image > "$log_dir/e2e-image.log" 2>&1; then
@@ -169,6 +170,10 @@ tier_e2e() {
     /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
         --image "$build/e2e/amd64" --scenario 4hb-4k --quick > "$log" 2>&1
     count_log "e2e Linux guest (4hb-4k)" "$log"
+    /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+        --image "$build/e2e/arm64" --arch aarch64 --scenario 4hb-4k --quick \
+        > "$log_dir/e2e-arm64.log" 2>&1
+    count_log "e2e Linux guest (arm64, 4hb-4k)" "$log_dir/e2e-arm64.log"
     # the same with the window served by its stitched host mapping, as a
     # KVM guest would have it
     /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 stamp=/var/lib/qemu-cxl-interleave.deps
-want_version=4   # bump when the package list below changes
+want_version=5   # bump when the package list below changes
 
 die() { echo "deps.sh: $*" >&2; exit 1; }
 
@@ -66,7 +66,7 @@ pkgs=(
     ninja-build flex bison
     libglib2.0-dev libpixman-1-dev libfdt-dev zlib1g-dev libslirp-dev
     libcmocka-dev valgrind
-    clang llvm
+    clang llvm gcc-aarch64-linux-gnu libc6-dev-arm64-cross
     seabios ipxe-qemu qemu-efi-aarch64
 )
 apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null ||

@@ -53,7 +53,9 @@ pkgs="$kernel busybox-static cxl daxctl libcxl1 libdaxctl1 libndctl6 memtester
       libglvnd0 libgmp10 libmpfr6 libiniparser4 libjpeg62-turbo libjson-c5
       libjudydebian1 libkmod2 libsctp1 libssl3t64 libtraceevent1 libtracefs1
       libudev1 libuuid1 libxxhash0 libzstd1 zlib1g liblzma5 libipsec-mb2"
-[ "$arch" = amd64 ] || pkgs=${pkgs/libipsec-mb2/}     # x86 only
+# libipsec-mb2 exists for x86 only; arm64 boots trixie's edk2 (unpacked,
+# run.py takes QEMU_EFI.fd from the image tree)
+[ "$arch" = amd64 ] || pkgs="${pkgs/libipsec-mb2/} qemu-efi-aarch64"
 cd "$debs"
 n=0
 for p in $pkgs; do

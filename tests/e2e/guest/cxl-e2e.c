@@ -19,6 +19,9 @@
  *                               O_DIRECT write then read of MIB at offset 0
  *                               of DEV from a buffer on the node; compare;
  *                               print the FNV-1a hash of what was written
+ *   cxl-e2e fwcommit GRAN REGIONS
+ *                               commit the HDM decoders as firmware would
+ *                               (cxl-fwcommit.c)
  */
 
 #define _GNU_SOURCE
@@ -197,6 +200,8 @@ static int cmd_odirect(const char *dev, size_t mib, unsigned seed)
     return memcmp(buf, back, size) ? 1 : 0;
 }
 
+int cmd_fwcommit(uint64_t gran, int regions);
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -212,6 +217,9 @@ int main(int argc, char **argv)
     if (argc == 5 && !strcmp(argv[1], "odirect")) {
         return cmd_odirect(argv[2], strtoul(argv[3], NULL, 0),
                            strtoul(argv[4], NULL, 0));
+    }
+    if (argc == 4 && !strcmp(argv[1], "fwcommit")) {
+        return cmd_fwcommit(strtoull(argv[2], NULL, 0), atoi(argv[3]));
     }
     fprintf(stderr, "usage: see tests/e2e/guest/cxl-e2e.c\n");
     return 2;
