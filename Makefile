@@ -146,6 +146,7 @@ baseline-configure: baseline-apply
 baseline: baseline-configure
 	@ninja -C $(BASELINE_BUILD) qemu-system-x86_64 qemu-system-aarch64 | $(NINJA_PROGRESS)
 	@scripts/firmware-links.sh $(BASELINE_BUILD) $(FIRMWARE_PATH)
+	@scripts/optionroms.sh $(BASELINE_SRC) $(BASELINE_BUILD)
 
 # Benchmarks: patched vs baseline in the same run (builds both).
 bench: qemu baseline
@@ -156,6 +157,11 @@ bench: qemu baseline
 	    --baseline $(BASELINE_BUILD) --guest-dir $(BUILD)/guest
 	@$(PYTHON) bench/cxl-commit.py --qemu-dir $(QEMU_BUILD)
 	@$(PYTHON) bench/kvm-stitch.py --qemu-dir $(QEMU_BUILD)
+	@$(MAKE) -s e2e-image
+	@for run in "$(E2E_X86)" "$(E2E_ARM)"; do \
+	    $$run --scenario 4hb-4k --bench patched=$(QEMU_BUILD) \
+	        stitched=$(QEMU_BUILD):stitched unmodified=$(BASELINE_BUILD); \
+	done
 
 clean:
 	rm -rf $(QEMU_BUILD) $(BUILD)/unit

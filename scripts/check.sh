@@ -184,6 +184,11 @@ tier_e2e() {
     /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
         --image "$build/e2e/amd64" --hotplug 5 > "$log_dir/e2e-hotplug.log" 2>&1
     count_log "e2e guest memory hotplug (5)" "$log_dir/e2e-hotplug.log"
+    /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+        --image "$build/e2e/arm64" --arch aarch64 --hotplug 5 \
+        > "$log_dir/e2e-hotplug-arm64.log" 2>&1
+    count_log "e2e guest memory hotplug (arm64, 5)" \
+        "$log_dir/e2e-hotplug-arm64.log"
     # KVM: runs where a stock guest kernel can, skips (with the reason)
     # where it cannot, as on PVM-flavoured KVM
     /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
