@@ -104,12 +104,7 @@ E2E_X86          := $(E2E_RUN) --image $(E2E_DIR)/amd64
 E2E_ARM          := $(E2E_RUN) --image $(E2E_DIR)/arm64 --arch aarch64
 
 e2e: qemu e2e-image
-	@$(E2E_X86)
-	@$(E2E_ARM)
-	@$(E2E_X86) --kvm
-	@$(E2E_ARM) --kvm
-	@$(E2E_X86) --hotplug 100
-	@$(E2E_ARM) --hotplug 100
+	@scripts/check.sh e2e-full
 
 # 10k pc-dimm and virtio-mem plug/unplug cycles next to a committed window.
 stress: qemu

@@ -198,7 +198,28 @@ tier_e2e() {
     count_log "e2e Linux guest (KVM)" "$log_dir/e2e-kvm.log"
 }
 
+# make e2e: every Linux guest scenario at full length on both
+# architectures, the KVM probe, 100 memory-hotplug cycles in each guest;
+# progress on the terminal, the runs' counts summed.
+tier_e2e_full() {
+    local arch image log
+    for arch in x86_64 aarch64; do
+        image=$build/e2e/amd64
+        [ $arch = aarch64 ] && image=$build/e2e/arm64
+        for run in "" --kvm "--hotplug 100"; do
+            log=$log_dir/e2e-full-$arch${run:+-${run#--}}.log
+            log=${log// /-}
+            # shellcheck disable=SC2086
+            /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+                --image "$image" --arch $arch $run 2>&1 | tee "$log"
+            count_log "e2e $arch ${run:-scenarios}" "$log"
+        done
+    done
+}
+
 case $mode in
+e2e-full)
+    tier_e2e_full ;;
 fast)
     tier_standalone ;;
 cxl-full)
@@ -214,7 +235,7 @@ all)
     tier_hotplug
     tier_e2e ;;
 *)
-    echo "usage: check.sh [fast|all|cxl-full]" >&2
+    echo "usage: check.sh [fast|all|cxl-full|e2e-full]" >&2
     exit 2 ;;
 esac
 

@@ -221,6 +221,13 @@ def program_decoder(qemu, comp_base, n, base, size, ways, gran,
     return qemu.readl(comp_base + hdm_reg(n, "ctrl"))
 
 
+def uncommit_decoder(qemu, comp_base, n):
+    """Clear decoder n's commit bit; returns the control register after."""
+    reg = comp_base + hdm_reg(n, "ctrl")
+    qemu.writel(reg, qemu.readl(reg) & ~CTRL_COMMIT)
+    return qemu.readl(reg)
+
+
 def cxl_route(hpa_offset, ways, gran):
     """CXL decode of a window offset for a single-level interleave:
     (position, device offset).  Power-of-two ways only."""

@@ -187,9 +187,7 @@ class Rig:
         return ctrl
 
     def uncommit(self, comp, n):
-        reg = comp + cq.hdm_reg(n, "ctrl")
-        self.q.writel(reg, self.q.readl(reg) & ~cq.CTRL_COMMIT)
-        check(not self.q.readl(reg) & cq.CTRL_COMMITTED,
+        check(not cq.uncommit_decoder(self.q, comp, n) & cq.CTRL_COMMITTED,
               "decoder did not uncommit")
 
     def program(self):

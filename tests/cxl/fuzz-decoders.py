@@ -150,8 +150,7 @@ def unprogram_quiet(rig):
     for comp in ([rig.hbregs[hb] for hb, _ in rig.topo.hbs] +
                  [rig.bar0[ep.name] for ep in rig.topo.eps]):
         for n in (3, 2, 1, 0):
-            reg = comp + cq.hdm_reg(n, "ctrl")
-            rig.q.writel(reg, rig.q.readl(reg) & ~cq.CTRL_COMMIT)
+            cq.uncommit_decoder(rig.q, comp, n)
 
 
 Rig.unprogram_quiet = unprogram_quiet

@@ -162,9 +162,8 @@ class Guest:
         regs = [(hb, hbs[hb]) for hb, _ in self.topo.hbs] + \
             [(ep.name, bars[ep.name]) for ep in self.topo.eps]
         for name, comp in regs:
-            reg = comp + cq.hdm_reg(n, "ctrl")
-            self.q.writel(reg, self.q.readl(reg) & ~cq.CTRL_COMMIT)
-            check(not self.q.readl(reg) & cq.CTRL_COMMITTED,
+            check(not cq.uncommit_decoder(self.q, comp, n) &
+                  cq.CTRL_COMMITTED,
                   "%s decoder %d did not uncommit" % (name, n))
         return ", ".join(name for name, _ in regs)
 
@@ -506,6 +505,14 @@ def hotplug(qemu_dir, image, cycles, log, arch="x86_64"):
                         i, sorted(times[-10:])[len(times[-10:]) // 2],
                         g.kind_at(base), dispatch_sections(q)))
         check(g.kind_at(base) == "ram", "region A's route is gone")
+        if len(times) > 1:
+            n, mx = len(times), (len(times) - 1) / 2
+            my = sum(times) / n
+            slope = sum((i - mx) * (t - my) for i, t in enumerate(times)) / \
+                sum((i - mx) ** 2 for i in range(n))
+            say("cycle time: first %.2f s, last %.2f s, least-squares slope "
+                "%+.1f ms per 100 cycles" % (times[0], times[-1],
+                                              slope * 1e5))
         end = dispatch_sections(q)
         check(end == start, "sections: %d at the start, %d at the end"
               % (start, end))
