@@ -10,9 +10,11 @@ import base64
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import tempfile
+import time
 
 # Component register block layout (include/hw/cxl/cxl_component.h):
 # cache/mem registers at 0x1000; RAS 0x80+0x58, link 0x50: HDM at 0x128.
@@ -67,13 +69,13 @@ class QEMU:
         self.log = open(os.path.join(self.dir, "stderr"), "w+")
         self.proc = subprocess.Popen(cmd + list(args), stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log)
-        ls_q.settimeout(30)
-        ls_m.settimeout(30)
         try:
-            self.q = ls_q.accept()[0].makefile("rw")
-            self.m = ls_m.accept()[0].makefile("rw")
-        except socket.timeout:
-            raise RuntimeError("QEMU did not start: " + self.stderr())
+            self.q = self._accept(ls_q).makefile("rw")
+            self.m = self._accept(ls_m).makefile("rw")
+        except RuntimeError:
+            self.proc.kill()
+            self._release()
+            raise
         finally:
             ls_q.close()
             ls_m.close()
@@ -81,11 +83,33 @@ class QEMU:
             json.loads(self.m.readline())        # greeting
             self.qmp("qmp_capabilities")
         except (OSError, ValueError):
-            self.proc.wait()
+            self._release()
             raise RuntimeError("QEMU exited (%s): %s"
                                % (self.proc.returncode, self.stderr()))
 
+    def _accept(self, ls, secs=30):
+        """QEMU's connection on @ls; a RuntimeError naming what QEMU
+        said if it exits or does not connect within @secs."""
+        ls.settimeout(0.1)
+        deadline = time.time() + secs
+        while True:
+            try:
+                return ls.accept()[0]
+            except socket.timeout:
+                pass
+            rc = self.proc.poll()
+            if rc is not None:
+                raise RuntimeError("QEMU exited (%s) before connecting: %s"
+                                   % (rc, self.stderr().strip() or
+                                      "no message"))
+            if time.time() > deadline:
+                raise RuntimeError("QEMU did not connect in %d s: %s"
+                                   % (secs, self.stderr()))
+
     def stderr(self):
+        """Everything QEMU printed so far (to its exit, once closed)."""
+        if self.log.closed:
+            return self.final_log
         self.log.flush()
         self.log.seek(0)
         return self.log.read()
@@ -144,8 +168,14 @@ class QEMU:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+        self._release()
+
+    def _release(self):
+        self.proc.wait()
+        if not self.log.closed:
+            self.final_log = self.stderr()
+            self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     # PCI configuration space: through 0xcf8/0xcfc on x86, through the
     # ECAM window when one is given (arm virt).

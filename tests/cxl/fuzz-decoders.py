@@ -193,12 +193,10 @@ def main():
     except (Failure, RuntimeError, OSError) as e:
         err = "after %d ops (seed %d): %s" % (done, seed, e)
     finally:
-        rig.q.log.flush()
         rig.close()
         rc = rig.q.proc.returncode
         # what QEMU printed, to its exit (sanitizer reports come last)
-        with open(os.path.join(rig.q.dir, "stderr")) as f:
-            log = f.read()
+        log = rig.q.stderr()
         shutil.rmtree(tmp, ignore_errors=True)
     if rc or err:
         path = os.path.join(tempfile.gettempdir(),

@@ -497,7 +497,15 @@ def hotplug(qemu_dir, image, cycles, log, arch="x86_64"):
                                property="size") == 0,
                  "virtio-mem unplug %d" % i)
             q.qmp("device_del", id="vmem")
-            wait(lambda: gone("vmem"), "virtio-mem removal %d" % i)
+            try:
+                wait(lambda: gone("vmem"), "virtio-mem removal %d" % i, 60)
+            except Failure as e:
+                # tell a lost request from a stuck removal
+                q.qmp("device_del", id="vmem")
+                c1 = time.time()
+                wait(lambda: gone("vmem"), "%s; a second device_del" % e, 60)
+                raise Failure("%s; a second device_del completed in %.1f s"
+                              % (e, time.time() - c1))
             times.append(time.time() - c0)
             if i % 10 == 0 or i == cycles:
                 say("%d cycles, %.2f s per cycle (median of the last 10), "
@@ -517,9 +525,17 @@ def hotplug(qemu_dir, image, cycles, log, arch="x86_64"):
         check(end == start, "sections: %d at the start, %d at the end"
               % (start, end))
         check(q.proc.poll() is None, "QEMU exited")
+    except Failure:
+        with open(g.serial, errors="replace") as f:
+            tail = f.read().splitlines()[-15:]
+        log("  guest's last lines:\n    " + "\n    ".join(tail))
+        raise
     finally:
         q.close()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if os.environ.get("E2E_KEEP"):
+            log("  kept " + tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Skip(Exception):
@@ -532,6 +548,10 @@ def kvm_probe(qemu_dir, image, arch):
     skip the KVM scenario, given in the exception."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         raise Skip("/dev/kvm is not usable")
+    if os.uname().machine != arch:
+        raise Skip("KVM runs guests of the host's architecture only: an "
+                   "%s guest needs an %s host, this one is %s"
+                   % (arch, arch, os.uname().machine))
     tmp = tempfile.mkdtemp(prefix="cxl-e2e-kvm-")
     topo = Topology(tmp, [[None]] * 4, 4096, None, None, 4096,
                     dev_size=512 << 20, hb_props=",hdm_for_passthrough=on")
