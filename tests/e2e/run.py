@@ -455,12 +455,16 @@ def hotplug(qemu_dir, image, cycles, log, arch="x86_64"):
     say = lambda s: log("  [%5.1fs] %s" % (time.time() - t0, s))  # noqa
     q = g.q
 
+    blocks = []         # the guest's memory block counts, as it reports them
+
     def wait(cond, what, secs=120):
         deadline = time.time() + secs
         while not cond():
             for line in g.lines():
                 check("BUG:" not in line and "Oops" not in line
                       and "kernel-warning" not in line, "guest: " + line)
+                if line.startswith("E2E memory-blocks "):
+                    blocks.append(int(line.split()[2]))
             check(time.time() < deadline, "%s: timed out" % what)
             time.sleep(0.1)
 
@@ -472,6 +476,10 @@ def hotplug(qemu_dir, image, cycles, log, arch="x86_64"):
         seen = []
         wait(lambda: seen.extend(g.lines()) or
              any("E2E hotplug-ready" in x for x in seen), "guest setup", 300)
+        blocks += [int(x.split()[2]) for x in seen
+                   if x.startswith("E2E memory-blocks ")]
+        check(blocks, "no memory block count from the guest")
+        base_blocks = blocks[-1]
         region = [x for x in seen if x.startswith("E2E region region")]
         check(region, "no region line from the guest")
         base = int(region[0].split()[3], 16)
@@ -491,11 +499,16 @@ def hotplug(qemu_dir, image, cycles, log, arch="x86_64"):
             wait(lambda: q.qmp("qom-get", path="/machine/peripheral/vmem",
                                property="size") == 128 << 20,
                  "virtio-mem plug %d" % i)
+            wait(lambda: blocks[-1] > base_blocks,
+                 "virtio-mem memory block %d in the guest" % i)
             q.qmp("qom-set", path="/machine/peripheral/vmem",
                   property="requested-size", value=0)
             wait(lambda: q.qmp("qom-get", path="/machine/peripheral/vmem",
                                property="size") == 0,
                  "virtio-mem unplug %d" % i)
+            # and the guest has removed the emptied memory block (above)
+            wait(lambda: blocks[-1] == base_blocks,
+                 "virtio-mem block removal %d" % i)
             q.qmp("device_del", id="vmem")
             try:
                 wait(lambda: gone("vmem"), "virtio-mem removal %d" % i, 60)
