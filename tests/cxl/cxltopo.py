@@ -7,7 +7,11 @@ import array
 import hashlib
 import os
 import re
+import shutil
 import sys
+import tempfile
+import time
+import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "scripts"))
@@ -332,6 +336,55 @@ class Rig:
                               "byte +0x%x not at %s DPA 0x%x"
                               % (off + i, ep.name, dpa))
         self.set_ram(True)
+
+
+class Runner:
+    """Runs named scenarios, each on a Rig of its own in a fresh
+    directory, and prints "ok"/"FAIL" per scenario (with QEMU's stderr on
+    a failure) and the counts at the end."""
+
+    def __init__(self, match=""):
+        self.match, self.passed, self.failed = match, 0, 0
+
+    def run(self, name, make_rig, fn, after=None):
+        """make_rig(tmp) -> Rig; fn(rig) runs the scenario; after() runs
+        once the rig is closed, whatever happened."""
+        if self.match not in name:
+            return
+        tmp = tempfile.mkdtemp(prefix="cxl-test-")
+        rig, err, t0 = None, None, time.time()
+        try:
+            rig = make_rig(tmp)
+            fn(rig)
+        except (Failure, RuntimeError, OSError) as e:
+            err = str(e)
+            if not isinstance(e, Failure):
+                err += "\n" + traceback.format_exc()
+        finally:
+            if rig:
+                rig.close()
+                rc = rig.q.proc.returncode
+                if rc:
+                    err = (err or "") + " QEMU exited %d" % rc
+                log = rig.q.stderr().strip()
+                if err and log:
+                    err += "\n     QEMU stderr: " + log[-2000:]
+            if after:
+                after()
+            shutil.rmtree(tmp, ignore_errors=True)
+        if err:
+            self.failed += 1
+            print("FAIL %-28s %s" % (name, err))
+        else:
+            self.passed += 1
+            print("ok   %-28s %5.1fs" % (name, time.time() - t0))
+        sys.stdout.flush()
+
+    def summary(self):
+        """Prints the counts; the exit status (1 if anything failed or
+        nothing ran)."""
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        return 1 if self.failed or not self.passed else 0
 
 
 class Step:

@@ -30,16 +30,13 @@ when /dev/kvm is not usable.
 import argparse
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "scripts"))
-from cxltopo import Failure, Rig, Step, Topology, check, pattern  # noqa
+from cxltopo import Rig, Runner, Step, Topology, check, pattern  # noqa
 
 MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
 NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
@@ -282,42 +279,18 @@ def main():
         print("0 passed, 0 failed")
         return 0
     import random
-    passed = failed = 0
+    runner = Runner(opt.match)
     saved_limit = open(MAX_MAP_COUNT).read()
 
+    def restore_limit():
+        if open(MAX_MAP_COUNT).read() != saved_limit:
+            set_limit(int(saved_limit))
+
     def run(name, hbs, fn, backend="file", gran=16384, machine="q35"):
-        nonlocal passed, failed
-        if opt.match not in name:
-            return
-        tmp = tempfile.mkdtemp(prefix="cxl-kvm-")
-        rig, err, t0 = None, None, time.time()
-        try:
-            topo = Topology(tmp, hbs, gran, backend=backend)
-            rig = Rig(opt.qemu_dir, machine, topo, TRACE, accel="kvm")
-            fn(rig, random.Random(opt.seed))
-        except (Failure, RuntimeError, OSError) as e:
-            err = str(e)
-            if not isinstance(e, Failure):
-                err += "\n" + traceback.format_exc()
-        finally:
-            if rig:
-                log = rig.q.stderr().strip()
-                rig.close()
-                if rig.q.proc.returncode:
-                    err = (err or "") + " QEMU exited %d" % \
-                        rig.q.proc.returncode
-                if err and log:
-                    err += "\n     QEMU stderr: " + log[-1500:]
-            if open(MAX_MAP_COUNT).read() != saved_limit:
-                set_limit(int(saved_limit))
-            shutil.rmtree(tmp, ignore_errors=True)
-        if err:
-            failed += 1
-            print("FAIL %-28s %s" % (name, err))
-        else:
-            passed += 1
-            print("ok   %-28s %5.1fs" % (name, time.time() - t0))
-        sys.stdout.flush()
+        runner.run(name, lambda tmp: Rig(
+            opt.qemu_dir, machine, Topology(tmp, hbs, gran, backend=backend),
+            TRACE, accel="kvm"),
+            lambda rig: fn(rig, random.Random(opt.seed)), restore_limit)
 
     # 2 ways x 256 MiB at 16 KiB: 32768 mappings, inside the default limit
     run("kvm-stitched-file-16k", [[None] * 2], run_stitched)
@@ -351,8 +324,7 @@ def main():
     # 4 ways x 256 MiB at 4 KiB: 262144 mappings, over the default limit
     run("kvm-max-map-count-4k", [[None] * 4], run_max_map_count, gran=4096)
     run("kvm-dirty-log-migration", [[None] * 2], run_dirty_log)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed or not passed else 0
+    return runner.summary()
 
 
 if __name__ == "__main__":

@@ -28,12 +28,9 @@ import hashlib
 import os
 import random
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -41,7 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "scripts"))
 import cxlqtest as cq  # noqa: E402
 
-from cxltopo import (DEV_SIZE, CHECK_BYTES, TARGET_PAGE, Failure, Step,  # noqa: E402
+from cxltopo import (DEV_SIZE, CHECK_BYTES, TARGET_PAGE, Failure, Runner, Step,  # noqa: E402
                      Switch, Topology, Rig, check, pattern, pcie_cap)
 
 
@@ -590,40 +587,16 @@ def main():
     opt = ap.parse_args()
     seed = opt.seed if opt.seed is not None else random.randrange(1 << 32)
     print("routing-test: seed %d" % seed)
-    passed = failed = 0
+    runner = Runner(opt.match)
 
     def run(name, machine, hbs, fn, extra=(), accel="qtest", **gran):
-        nonlocal passed, failed
-        if opt.match not in name:
-            return
-        tmp = tempfile.mkdtemp(prefix="cxl-routing-")
-        rig, err, t0 = None, None, time.time()
-        try:
-            topo = Topology(tmp, hbs, **gran)
-            rig = Rig(opt.qemu_dir, machine, topo, extra, accel=accel)
-            check(consistent(topo, rig.base), "scenario is not a bijection")
+        def scenario(rig):
+            check(consistent(rig.topo, rig.base), "scenario is not a "
+                  "bijection")
             fn(rig, random.Random(seed ^ zlib.crc32(name.encode())))
-        except (Failure, RuntimeError, OSError) as e:
-            err = str(e)
-            if not isinstance(e, Failure):
-                err += "\n" + traceback.format_exc()
-        finally:
-            if rig:
-                log = rig.q.stderr().strip()
-                rig.close()
-                rc = rig.q.proc.returncode
-                if rc:
-                    err = (err or "") + " QEMU exited %d" % rc
-                if err and log:
-                    err += "\n     QEMU stderr: " + log[-2000:]
-            shutil.rmtree(tmp, ignore_errors=True)
-        if err:
-            failed += 1
-            print("FAIL %-28s %s" % (name, err))
-        else:
-            passed += 1
-            print("ok   %-28s %5.1fs" % (name, time.time() - t0))
-        sys.stdout.flush()
+        runner.run(name, lambda tmp: Rig(opt.qemu_dir, machine,
+                                         Topology(tmp, hbs, **gran), extra,
+                                         accel=accel), scenario)
 
     for (name, machine, hbs, gw, ghb, gsw, gep, tier) in SCENARIOS:
         if tier == "full" and opt.tier != "full":
@@ -656,8 +629,7 @@ def main():
             gw=4096, ghb=8192, gsw=8192, gep=4096)
     elif "kvm" in opt.match:
         print("skip q35-kvm-migration: /dev/kvm is not usable")
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed or not passed else 0
+    return runner.summary()
 
 
 if __name__ == "__main__":
