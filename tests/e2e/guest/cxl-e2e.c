@@ -35,6 +35,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cxl-e2e.h"
+
 #define MIB (1024UL * 1024)
 #define MAGIC 0x5a5a000000000000ULL
 
@@ -199,8 +201,6 @@ static int cmd_odirect(const char *dev, size_t mib, unsigned seed)
            fnv1a(buf, size), !memcmp(buf, back, size));
     return memcmp(buf, back, size) ? 1 : 0;
 }
-
-int cmd_fwcommit(uint64_t gran, int regions);
 
 int main(int argc, char **argv)
 {

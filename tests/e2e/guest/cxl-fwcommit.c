@@ -34,6 +34,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "cxl-e2e.h"
+
 #define MAX_HB 8
 #define MAX_PORTS 8
 
