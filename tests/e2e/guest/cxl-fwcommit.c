@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cxl-e2e.h"
@@ -45,6 +46,7 @@
 #define REG_BLOCK_COMPONENT 1
 #define CM_OFFSET 0x1000          /* CXL.cachemem registers in the block */
 #define CAP_ID_HDM 5
+#define HDM_CAP 0x0
 #define HDM_GLOBAL_CTRL 0x4
 #define HDM_ENABLE (1u << 1)
 #define HDM_DEC(n, reg) (0x10 + 0x20 * (n) + (reg))
@@ -139,11 +141,20 @@ static volatile uint32_t *hdm_regs(uint64_t pa)
     }
     n = hdr >> 24;
     for (i = 1; i <= n; i++) {
-        if ((cm[i] & 0xffff) == CAP_ID_HDM) {
+        if ((cm[i] & 0xffff) == CAP_ID_HDM &&
+            (cm[i] >> 20) + 0x10 <= 0x10000 - CM_OFFSET) {
             return cm + (cm[i] >> 20) / 4;
         }
     }
     return NULL;
+}
+
+/* Number of decoders an HDM decoder capability register announces */
+static int decoder_count(uint32_t cap)
+{
+    unsigned c = cap & 0xf;
+
+    return c == 0 ? 1 : c <= 8 ? 2 * c : c <= 12 ? 16 + 4 * (c - 8) : 0;
 }
 
 static int gran_enc(uint64_t gran)
@@ -182,6 +193,7 @@ static int commit(volatile uint32_t *hdm, int n, uint64_t base,
     uint64_t tl = 0;
     uint32_t ctrl;
     int i, ge = gran_enc(gran), we = ways_enc(ways);
+    struct timespec ms = { 0, 1000000 };
     char msg[200];
 
     if (ge < 0 || we < 0) {
@@ -192,7 +204,7 @@ static int commit(volatile uint32_t *hdm, int n, uint64_t base,
     for (i = 0; targets && i < ways; i++) {
         tl |= (uint64_t)targets[i] << (8 * i);
     }
-    hdm[HDM_GLOBAL_CTRL / 4] = HDM_ENABLE;
+    hdm[HDM_GLOBAL_CTRL / 4] |= HDM_ENABLE;
     hdm[HDM_DEC(n, 0x0) / 4] = base;
     hdm[HDM_DEC(n, 0x4) / 4] = base >> 32;
     hdm[HDM_DEC(n, 0x8) / 4] = size;
@@ -200,7 +212,14 @@ static int commit(volatile uint32_t *hdm, int n, uint64_t base,
     hdm[HDM_DEC(n, 0x14) / 4] = tl;
     hdm[HDM_DEC(n, 0x18) / 4] = tl >> 32;
     hdm[HDM_DEC(n, 0x10) / 4] = ge | we << 4 | CTRL_HOSTONLY | CTRL_COMMIT;
-    ctrl = hdm[HDM_DEC(n, 0x10) / 4];
+    /* the spec lets the commit complete later: give it 10 ms */
+    for (i = 0; i < 10; i++) {
+        ctrl = hdm[HDM_DEC(n, 0x10) / 4];
+        if (ctrl & (CTRL_COMMITTED | CTRL_ERR)) {
+            break;
+        }
+        nanosleep(&ms, NULL);
+    }
     printf("E2E fwcommit %s decoder=%d base=0x%" PRIx64 " size=0x%" PRIx64
            " ways=%d gran=%" PRIu64 " ctrl=0x%x\n", who, n, base, size, ways,
            gran, ctrl);
@@ -217,14 +236,15 @@ static uint64_t component_regs(const char *dev)
 {
     uint8_t cfg[4096];
     char path[PATH_MAX], line[200];
-    unsigned off = 0x100, i;
+    unsigned off = 0x100, i, hops = 0;
     FILE *f;
 
     if (pathf(path, dev, "config") ||
         read_file(path, cfg, sizeof(cfg)) != sizeof(cfg)) {
         return 0;
     }
-    while (off && off < 4096) {
+    /* extended capabilities: 4-byte aligned, above 0x100, no loops */
+    while (off >= 0x100 && off + 12 <= sizeof(cfg) && hops++ < 1024) {
         uint32_t h = cfg32(cfg, off);
 
         if ((h & 0xffff) == 0x23 &&
@@ -232,7 +252,8 @@ static uint64_t component_regs(const char *dev)
             (cfg32(cfg, off + 8) & 0xffff) == DVSEC_REG_LOCATOR) {
             unsigned len = cfg32(cfg, off + 4) >> 20;
 
-            for (i = off + 0xc; i + 8 <= off + len; i += 8) {
+            for (i = off + 0xc; i + 8 <= off + len && i + 8 <= sizeof(cfg);
+                 i += 8) {
                 uint32_t lo = cfg32(cfg, i), hi = cfg32(cfg, i + 4);
                 uint64_t start = 0;
                 int bar = lo & 7;
@@ -252,7 +273,7 @@ static uint64_t component_regs(const char *dev)
                                ((uint64_t)hi << 32) : 0;
             }
         }
-        off = h >> 20;
+        off = (h >> 20) & ~3u;
     }
     return 0;
 }
@@ -262,13 +283,14 @@ static int port_number(const char *dev, unsigned *num)
 {
     uint8_t cfg[256];
     char path[PATH_MAX];
-    unsigned ptr;
+    unsigned ptr, hops = 0;
 
     if (pathf(path, dev, "config") ||
         read_file(path, cfg, sizeof(cfg)) != sizeof(cfg)) {
         return -1;
     }
-    for (ptr = cfg[0x34]; ptr; ptr = cfg[ptr + 1]) {
+    for (ptr = cfg[0x34] & ~3u; ptr >= 0x40 && ptr + 0x10 <= sizeof(cfg) &&
+         hops++ < 48; ptr = cfg[ptr + 1] & ~3u) {
         if (cfg[ptr] == 0x10) {
             *num = cfg32(cfg, ptr + 0xc) >> 24;
             return 0;
@@ -295,6 +317,13 @@ static int pci_class(const char *dev)
     return strtoul(buf, NULL, 0) >> 8;
 }
 
+static int port_cmp(const void *a, const void *b)
+{
+    const struct port *pa = a, *pb = b;
+
+    return (pa->number > pb->number) - (pa->number < pb->number);
+}
+
 /* The root ports of host bridge @hb and the type-3 device below each */
 static int find_ports(struct hb *hb)
 {
@@ -302,7 +331,6 @@ static int find_ports(struct hb *hb)
     char msg[PATH_MAX + 100];
     struct dirent *e, *c;
     DIR *d, *dc;
-    int i, j;
 
     /* ACPI0016 device whose _UID is the CHBS UID -> its PCI root bus */
     d = opendir("/sys/bus/acpi/devices");
@@ -337,8 +365,13 @@ static int find_ports(struct hb *hb)
     while (d && (e = readdir(d))) {
         struct port *p = &hb->ports[hb->nports];
 
-        if (!is_pci_function(e->d_name) || hb->nports == MAX_PORTS) {
+        if (!is_pci_function(e->d_name)) {
             continue;
+        }
+        if (hb->nports == MAX_PORTS) {
+            closedir(d);
+            return fail("more root ports with a type-3 device than "
+                        "this helper handles");
         }
         if (pathf(rp, root, e->d_name) || port_number(rp, &p->number)) {
             continue;
@@ -362,15 +395,7 @@ static int find_ports(struct hb *hb)
         closedir(d);
     }
     /* port-number order: the host bridge decoder's target list */
-    for (i = 1; i < hb->nports; i++) {
-        for (j = i; j > 0 && hb->ports[j].number < hb->ports[j - 1].number;
-             j--) {
-            struct port t = hb->ports[j];
-
-            hb->ports[j] = hb->ports[j - 1];
-            hb->ports[j - 1] = t;
-        }
-    }
+    qsort(hb->ports, hb->nports, sizeof(hb->ports[0]), port_cmp);
     if (!hb->nports) {
         snprintf(msg, sizeof(msg), "no type-3 device below %s", root);
         return fail(msg);
@@ -391,10 +416,23 @@ static int enable_device(const char *dev)
     return ok ? 0 : -1;
 }
 
+/* 0 if @hdm has at least @n decoders, else says how many it has */
+static int check_decoders(volatile uint32_t *hdm, int n, const char *who)
+{
+    int have = decoder_count(hdm[HDM_CAP / 4]);
+
+    if (have >= n) {
+        return 0;
+    }
+    printf("E2E fwcommit %s has %d HDM decoders, %d wanted\n", who, have, n);
+    return -1;
+}
+
 int cmd_fwcommit(uint64_t gran, int regions)
 {
     static uint8_t cedt[65536];
-    struct hb hbs[MAX_HB], order[MAX_HB];
+    static struct hb hbs[MAX_HB];
+    struct hb *order[MAX_HB];
     uint64_t wbase = 0, wsize = 0, wgran = 0, rsize;
     uint32_t targets[MAX_HB];
     int nhb = 0, ntargets = 0, ways, h, p, r;
@@ -406,11 +444,21 @@ int cmd_fwcommit(uint64_t gran, int regions)
     if (len < 36) {
         return fail("no CEDT in /sys/firmware/acpi/tables");
     }
-    for (off = 36; off + 4 <= len && le32(cedt + off) >> 16; ) {
+    if (regions < 1) {
+        return fail("the number of regions must be at least 1");
+    }
+    for (off = 36; off + 4 <= len; ) {
         uint8_t type = cedt[off];
         unsigned slen = le32(cedt + off) >> 16;
 
-        if (type == 0 && nhb < MAX_HB) {                        /* CHBS */
+        if (slen < 8 || off + slen > len ||
+            (type == 0 && slen < 24) || (type == 1 && slen < 36)) {
+            return fail("malformed CEDT structure");
+        }
+        if (type == 0) {                                        /* CHBS */
+            if (nhb == MAX_HB) {
+                return fail("more host bridges than this helper handles");
+            }
             hbs[nhb].uid = le32(cedt + off + 4);
             hbs[nhb].regs = le64(cedt + off + 16);
             nhb++;
@@ -428,6 +476,12 @@ int cmd_fwcommit(uint64_t gran, int regions)
     if (!wsize || !ntargets || ntargets > MAX_HB) {
         return fail("no usable CFMWS in the CEDT");
     }
+    if (gran != wgran) {
+        /* the host-bridge granularity below assumes it */
+        snprintf(msg, sizeof(msg), "region granularity %" PRIu64 " differs "
+                 "from the window's %" PRIu64 ": not supported", gran, wgran);
+        return fail(msg);
+    }
     printf("E2E fwcommit window base=0x%" PRIx64 " size=0x%" PRIx64
            " gran=%" PRIu64 " hbs=%d\n", wbase, wsize, wgran, ntargets);
 
@@ -444,32 +498,41 @@ int cmd_fwcommit(uint64_t gran, int regions)
                      targets[h]);
             return fail(msg);
         }
-        order[h] = hbs[k];
-        if (find_ports(&order[h])) {
+        order[h] = &hbs[k];
+        if (find_ports(order[h])) {
             return 1;
         }
-        if (h && order[h].nports != order[0].nports) {
+        if (h && order[h]->nports != order[0]->nports) {
             return fail("host bridges with different numbers of devices");
         }
-        ways += order[h].nports;
+        ways += order[h]->nports;
     }
     rsize = wsize / regions;
+    if (!rsize || rsize % (ways * (256ull << 20))) {
+        snprintf(msg, sizeof(msg), "%d regions of a 0x%" PRIx64 " window "
+                 "are not multiples of 256 MiB per device", regions, wsize);
+        return fail(msg);
+    }
 
     /* endpoints first, then host bridges, as Linux commits */
     for (h = 0; h < ntargets; h++) {
-        for (p = 0; p < order[h].nports; p++) {
-            const char *ep = order[h].ports[p].ep;
+        for (p = 0; p < order[h]->nports; p++) {
+            const char *ep = order[h]->ports[p].ep;
             uint64_t regs = component_regs(ep);
             volatile uint32_t *hdm;                 /* device registers */
 
-            if (!regs || enable_device(ep)) {
+            if (!regs) {
                 snprintf(msg, sizeof(msg), "%s: no component registers", ep);
                 return fail(msg);
             }
+            if (enable_device(ep)) {
+                snprintf(msg, sizeof(msg), "%s: cannot enable", ep);
+                return fail(msg);
+            }
             hdm = hdm_regs(regs);
-            if (!hdm) {
+            if (!hdm || check_decoders(hdm, regions, ep)) {
                 snprintf(msg, sizeof(msg), "%s: no HDM decoder capability "
-                         "at 0x%" PRIx64, ep, regs);
+                         "with %d decoders at 0x%" PRIx64, ep, regions, regs);
                 return fail(msg);
             }
             printf("E2E fwcommit-ep %s position=%d\n", strrchr(ep, '/') + 1,
@@ -483,21 +546,22 @@ int cmd_fwcommit(uint64_t gran, int regions)
         }
     }
     for (h = 0; h < ntargets; h++) {
-        volatile uint32_t *hdm = hdm_regs(order[h].regs);   /* registers */
+        volatile uint32_t *hdm = hdm_regs(order[h]->regs);  /* registers */
         unsigned tl[MAX_PORTS];
         char who[32];
 
-        if (!hdm) {
+        snprintf(who, sizeof(who), "hb%u", order[h]->uid);
+        if (!hdm || check_decoders(hdm, regions, who)) {
             snprintf(msg, sizeof(msg), "host bridge %u: no HDM decoder "
-                     "capability at 0x%" PRIx64, order[h].uid, order[h].regs);
+                     "capability with %d decoders at 0x%" PRIx64,
+                     order[h]->uid, regions, order[h]->regs);
             return fail(msg);
         }
-        for (p = 0; p < order[h].nports; p++) {
-            tl[p] = order[h].ports[p].number;
+        for (p = 0; p < order[h]->nports; p++) {
+            tl[p] = order[h]->ports[p].number;
         }
-        snprintf(who, sizeof(who), "hb%u", order[h].uid);
         for (r = 0; r < regions; r++) {
-            if (commit(hdm, r, wbase + r * rsize, rsize, order[h].nports,
+            if (commit(hdm, r, wbase + r * rsize, rsize, order[h]->nports,
                        wgran * ntargets, tl, who)) {
                 return 1;
             }
