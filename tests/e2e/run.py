@@ -270,11 +270,14 @@ def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False,
                            g.kind_at(regions[name][0])))
                 elif key == "disabled":
                     # arm64: Linux cannot decommit; the host uncommits the
-                    # disabled region's decoders (1), top-down, as the
-                    # platform would, while the guest waits
-                    say("%s disabled by Linux; uncommitting its decoders "
-                        "from the host: %s" % (kv.get("region"),
-                                              g.uncommit(1)))
+                    # disabled region's decoders, top-down, as the
+                    # platform would, while the guest waits.  fwcommit
+                    # gave region k of the window decoder k.
+                    rbase, rsize = regions[kv.get("region")]
+                    n = (rbase - g.base) // rsize
+                    say("%s disabled by Linux; uncommitting decoder %d "
+                        "from the host: %s" % (kv.get("region"), n,
+                                              g.uncommit(n)))
                     res["host-uncommit"] = True
                 elif key == "destroyed":
                     res[key] = kv
@@ -455,29 +458,37 @@ def hotplug(qemu_dir, image, cycles, log, arch="x86_64"):
     say = lambda s: log("  [%5.1fs] %s" % (time.time() - t0, s))  # noqa
     q = g.q
 
+    seen = []           # every line the guest printed
     blocks = []         # the guest's memory block counts, as it reports them
 
     def wait(cond, what, secs=120):
         deadline = time.time() + secs
-        while not cond():
+        while True:
             for line in g.lines():
                 check("BUG:" not in line and "Oops" not in line
                       and "kernel-warning" not in line, "guest: " + line)
+                seen.append(line)
                 if line.startswith("E2E memory-blocks "):
                     blocks.append(int(line.split()[2]))
+            if cond():
+                return
             check(time.time() < deadline, "%s: timed out" % what)
             time.sleep(0.1)
+
+    def settle(what):
+        """Waits until the guest reports its start block count again,
+        after a pause longer than two of its 0.2 s polls, so that no
+        report from before the pause is still to come."""
+        time.sleep(0.5)
+        wait(lambda: blocks[-1] == base_blocks, what)
 
     def gone(name):
         return all(c["name"] != name for c in
                    q.qmp("qom-list", path="/machine/peripheral"))
 
     try:
-        seen = []
-        wait(lambda: seen.extend(g.lines()) or
-             any("E2E hotplug-ready" in x for x in seen), "guest setup", 300)
-        blocks += [int(x.split()[2]) for x in seen
-                   if x.startswith("E2E memory-blocks ")]
+        wait(lambda: any("E2E hotplug-ready" in x for x in seen),
+             "guest setup", 300)
         check(blocks, "no memory block count from the guest")
         base_blocks = blocks[-1]
         region = [x for x in seen if x.startswith("E2E region region")]
@@ -493,6 +504,9 @@ def hotplug(qemu_dir, image, cycles, log, arch="x86_64"):
             time.sleep(0.2)
             q.qmp("device_del", id="dimm")
             wait(lambda: gone("dimm"), "pc-dimm unplug %d" % i)
+            # so that a late count from the DIMM is not taken for the
+            # virtio-mem block below
+            settle("pc-dimm memory block removal %d" % i)
             q.qmp("device_add", driver="virtio-mem-pci", id="vmem",
                   memdev="hp-vmem", bus="hp-rp", node=0,
                   **{"requested-size": 128 << 20})
@@ -507,8 +521,7 @@ def hotplug(qemu_dir, image, cycles, log, arch="x86_64"):
                                property="size") == 0,
                  "virtio-mem unplug %d" % i)
             # and the guest has removed the emptied memory block (above)
-            wait(lambda: blocks[-1] == base_blocks,
-                 "virtio-mem block removal %d" % i)
+            settle("virtio-mem block removal %d" % i)
             q.qmp("device_del", id="vmem")
             try:
                 wait(lambda: gone("vmem"), "virtio-mem removal %d" % i, 60)
