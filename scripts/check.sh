@@ -202,13 +202,13 @@ tier_e2e() {
 # architectures, the KVM probe, 100 memory-hotplug cycles in each guest;
 # progress on the terminal, the runs' counts summed.
 tier_e2e_full() {
-    local arch image log
+    local arch image log name
     for arch in x86_64 aarch64; do
         image=$build/e2e/amd64
         [ $arch = aarch64 ] && image=$build/e2e/arm64
         for run in "" --kvm "--hotplug 100"; do
-            log=$log_dir/e2e-full-$arch${run:+-${run#--}}.log
-            log=${log// /-}
+            name=${run#--}
+            log=$log_dir/e2e-full-$arch${run:+-${name// /-}}.log
             # shellcheck disable=SC2086
             /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
                 --image "$image" --arch $arch $run 2>&1 | tee "$log"

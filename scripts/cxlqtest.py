@@ -83,8 +83,9 @@ class QEMU:
             json.loads(self.m.readline())        # greeting
             self.qmp("qmp_capabilities")
         except (OSError, ValueError):
+            self.proc.kill()
             self._release()
-            raise RuntimeError("QEMU exited (%s): %s"
+            raise RuntimeError("no QMP greeting from QEMU (status %s): %s"
                                % (self.proc.returncode, self.stderr()))
 
     def _accept(self, ls, secs=30):
