@@ -141,8 +141,8 @@ static volatile uint32_t *hdm_regs(uint64_t pa)
     }
     n = hdr >> 24;
     for (i = 1; i <= n; i++) {
-        if ((cm[i] & 0xffff) == CAP_ID_HDM &&
-            (cm[i] >> 20) + 0x10 <= 0x10000 - CM_OFFSET) {
+        /* a 12-bit offset: the 64 KiB mapping covers any capability */
+        if ((cm[i] & 0xffff) == CAP_ID_HDM) {
             return cm + (cm[i] >> 20) / 4;
         }
     }
