@@ -14,6 +14,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/bitmap.h"
+#include "qemu/bswap.h"
 #include "qemu/cutils.h"
 #include "qemu/units.h"
 #include "qemu/error-report.h"
@@ -29,14 +30,6 @@
 /* Mappings left for the rest of the process after a window is stitched */
 #define MAP_COUNT_HEADROOM 1024
 
-/* A run of chunks contiguous in the window and in one target file */
-typedef struct StitchRun {
-    uint64_t offset;            /* in the window */
-    uint64_t len;
-    int fd;
-    uint64_t fd_offset;
-} StitchRun;
-
 /* Where entry @e's target lives: its file and the offset of its byte 0. */
 static bool target_file(const MemoryInterleave *il, unsigned e,
                         int *fd, uint64_t *fd_offset, Error **errp)
@@ -45,17 +38,6 @@ static bool target_file(const MemoryInterleave *il, unsigned e,
     RAMBlock *rb = mr->ram_block;
     uint64_t psize;
 
-    if (!rb || memory_region_get_fd(mr) < 0) {
-        error_setg(errp, "target %s has no file descriptor (use "
-                   "memory-backend-memfd or memory-backend-file)",
-                   memory_region_name(mr));
-        return false;
-    }
-    if (!qemu_ram_is_shared(rb)) {
-        error_setg(errp, "target %s is a private mapping (set share=on)",
-                   memory_region_name(mr));
-        return false;
-    }
     psize = MAX(qemu_ram_pagesize(rb), qemu_real_host_page_size());
     if (il->chunk % psize || il->entries[e].base % psize ||
         il->entries[e].stride % psize) {
@@ -70,47 +52,17 @@ static bool target_file(const MemoryInterleave *il, unsigned e,
     return true;
 }
 
-/* The window's runs, merged where one chunk continues the previous one. */
-static GArray *stitch_runs(const MemoryInterleave *il, Error **errp)
-{
-    g_autofree int *fds = g_new(int, il->nb_entries);
-    g_autofree uint64_t *fd_offsets = g_new(uint64_t, il->nb_entries);
-    g_autoptr(GArray) runs = g_array_new(false, false, sizeof(StitchRun));
-    uint64_t off;
-    unsigned e;
-
-    for (e = 0; e < il->nb_entries; e++) {
-        if (!target_file(il, e, &fds[e], &fd_offsets[e], errp)) {
-            return NULL;
-        }
-    }
-    for (off = 0; off < il->size; off += il->chunk) {
-        uint64_t target_offset, len = il->chunk;
-        StitchRun *last = runs->len ?
-            &g_array_index(runs, StitchRun, runs->len - 1) : NULL;
-        StitchRun run;
-
-        e = memory_interleave_translate(il, off, &target_offset, &len);
-        run = (StitchRun) {
-            .offset = off, .len = len, .fd = fds[e],
-            .fd_offset = fd_offsets[e] + target_offset,
-        };
-        if (last && last->fd == run.fd &&
-            last->fd_offset + last->len == run.fd_offset) {
-            last->len += len;
-        } else {
-            g_array_append_val(runs, run);
-        }
-    }
-    return g_steal_pointer(&runs);
-}
-
-/* Mappings this process has now, and the most it may have. */
+/*
+ * Mappings this process has now (counted from /proc/self/maps in a
+ * fixed buffer: with stitched windows it has hundreds of thousands of
+ * lines), and the most it may have.
+ */
 static bool map_count(uint64_t *in_use, uint64_t *max, Error **errp)
 {
-    g_autofree char *maps = NULL, *limit = NULL;
-    gsize len;
-    const char *p;
+    g_autofree char *limit = NULL;
+    char buf[16 * KiB];
+    ssize_t n;
+    int fd;
 
     if (!g_file_get_contents(MAX_MAP_COUNT_PATH, &limit, NULL, NULL) ||
         qemu_strtou64(g_strchomp(limit), NULL, 10, max) < 0) {
@@ -118,37 +70,89 @@ static bool map_count(uint64_t *in_use, uint64_t *max, Error **errp)
                    MAX_MAP_COUNT_PATH);
         return false;
     }
-    if (!g_file_get_contents("/proc/self/maps", &maps, &len, NULL)) {
-        error_setg(errp, "cannot count this process's mappings");
+    fd = open("/proc/self/maps", O_RDONLY);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "cannot count this process's mappings");
         return false;
     }
     *in_use = 0;
-    for (p = maps; (p = memchr(p, '\n', maps + len - p)); p++) {
-        (*in_use)++;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        const char *p = buf;
+
+        while ((p = memchr(p, '\n', buf + n - p))) {
+            (*in_use)++;
+            p++;
+        }
+    }
+    close(fd);
+    if (n < 0) {
+        error_setg_errno(errp, errno, "cannot count this process's mappings");
+        return false;
     }
     return true;
 }
 
+typedef struct StitchMap {
+    uint8_t *host;
+    const int *fds;
+    Error **errp;
+    bool failed;
+} StitchMap;
+
+static void stitch_run(const MemoryInterleave *il, unsigned e,
+                       uint64_t offset, uint64_t len, uint64_t file_offset,
+                       void *opaque)
+{
+    StitchMap *m = opaque;
+
+    if (m->failed) {
+        return;
+    }
+    if (mmap(m->host + offset, len, PROT_READ | PROT_WRITE,
+             MAP_SHARED | MAP_FIXED, m->fds[e], file_offset) == MAP_FAILED) {
+        error_setg_errno(m->errp, errno, "cannot map 0x%" PRIx64 " bytes "
+                         "of a target file at window offset 0x%" PRIx64,
+                         len, offset);
+        m->failed = true;
+    }
+}
+
 void *memory_interleave_map_host(MemoryInterleave *il, Error **errp)
 {
-    g_autoptr(GArray) runs = NULL;
-    uint64_t in_use, max, align, need;
+    g_autofree int *fds = g_new(int, il->nb_entries);
+    g_autofree uint64_t *fd_offsets = g_new(uint64_t, il->nb_entries);
+    uint64_t in_use, max, align, need, runs;
     uint8_t *reserved, *host;
-    unsigned i;
+    StitchMap m = { .errp = errp };
+    unsigned e;
 
     if (il->host) {
         return il->host;
     }
-    runs = stitch_runs(il, errp);
-    if (!runs || !map_count(&in_use, &max, errp)) {
+    /*
+     * Everything is checked before anything is built, in memory and time
+     * that do not grow with the window: the targets, then the number of
+     * mappings against vm.max_map_count (arithmetic over one period).
+     */
+    if (!memory_interleave_targets_ok(il, MEMORY_INTERLEAVE_ROUTE_STITCHED,
+                                      errp)) {
         return NULL;
     }
-    need = in_use + runs->len + MAP_COUNT_HEADROOM;
+    for (e = 0; e < il->nb_entries; e++) {
+        if (!target_file(il, e, &fds[e], &fd_offsets[e], errp)) {
+            return NULL;
+        }
+    }
+    runs = memory_interleave_count_runs(il, fds, fd_offsets);
+    if (!map_count(&in_use, &max, errp)) {
+        return NULL;
+    }
+    need = in_use + runs + MAP_COUNT_HEADROOM;
     if (need > max) {
         error_setg(errp, "stitching a window of 0x%" PRIx64 " bytes at "
-                   "granule 0x%" PRIx64 " takes %u mappings; with %" PRIu64
-                   " in use, vm.max_map_count must be at least %" PRIu64
-                   " (it is %" PRIu64 ")", il->size, il->chunk, runs->len,
+                   "granule 0x%" PRIx64 " takes %" PRIu64 " mappings; with %"
+                   PRIu64 " in use, vm.max_map_count must be at least %"
+                   PRIu64 " (it is %" PRIu64 ")", il->size, il->chunk, runs,
                    in_use, need, max);
         return NULL;
     }
@@ -174,21 +178,15 @@ void *memory_interleave_map_host(MemoryInterleave *il, Error **errp)
         munmap(host + il->size, reserved + align - host);
     }
 
-    for (i = 0; i < runs->len; i++) {
-        StitchRun *r = &g_array_index(runs, StitchRun, i);
-
-        if (mmap(host + r->offset, r->len, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_FIXED, r->fd, r->fd_offset) == MAP_FAILED) {
-            error_setg_errno(errp, errno, "cannot map 0x%" PRIx64 " bytes "
-                             "of a target file at window offset 0x%" PRIx64,
-                             r->len, r->offset);
-            munmap(host, il->size);
-            return NULL;
-        }
+    m.host = host;
+    m.fds = fds;
+    memory_interleave_for_each_file_run(il, fds, fd_offsets, stitch_run, &m);
+    if (m.failed) {
+        munmap(host, il->size);
+        return NULL;
     }
     il->host = host;
-    trace_memory_interleave_map_host(il, host, il->size, il->chunk,
-                                     runs->len);
+    trace_memory_interleave_map_host(il, host, il->size, il->chunk, runs);
     return host;
 }
 
@@ -216,25 +214,23 @@ void memory_interleave_host_unref(MemoryInterleave *il)
     memory_interleave_unref(il);
 }
 
-static void set_dirty_run(const MemoryInterleave *il, unsigned e,
-                          uint64_t target_offset, uint64_t first,
-                          uint64_t nb_pages, void *opaque)
+static void set_dirty_piece(const MemoryInterleave *il, unsigned e,
+                            uint64_t target_offset, unsigned long word,
+                            uint64_t nb_pages, void *opaque)
 {
-    unsigned long *ones = opaque;   /* a chunk's worth of set bits */
+    /* the bitmap is little-endian, as KVM's; a swap is its own inverse */
+    unsigned long le = leul_to_cpu(word);
 
     physical_memory_set_dirty_lebitmap(
-        ones, memory_region_get_ram_addr(il->entries[e].target) +
-              target_offset, nb_pages);
+        &le, memory_region_get_ram_addr(il->entries[e].target) +
+             target_offset, nb_pages);
 }
 
 void memory_interleave_set_dirty(const MemoryInterleave *il, uint64_t offset,
                                  const unsigned long *bitmap,
                                  uint64_t nb_pages)
 {
-    uint64_t psize = qemu_real_host_page_size();
-    g_autofree unsigned long *ones = bitmap_new(il->chunk / psize);
-
-    bitmap_set(ones, 0, il->chunk / psize);
-    memory_interleave_for_each_run(il, offset, bitmap, nb_pages, psize,
-                                   set_dirty_run, ones);
+    memory_interleave_for_each_dirty_piece(il, offset, bitmap, nb_pages,
+                                           qemu_real_host_page_size(),
+                                           set_dirty_piece, NULL);
 }

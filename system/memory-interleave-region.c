@@ -12,6 +12,7 @@
 #include "exec/memory-interleave.h"
 #include "exec/target_page.h"
 #include "system/memory.h"
+#include "system/ramblock.h"
 #include "trace.h"
 
 void memory_region_interleave_invalidate(MemoryRegion *container)
@@ -30,12 +31,60 @@ void memory_region_interleave_finalize(MemoryRegion *mr)
     memory_region_interleave_invalidate(mr);
 }
 
-/* Is @mr a plain, writable, enabled RAM region an alias may target? */
-static bool coalescable_target(MemoryRegion *mr)
+bool memory_interleave_target_ok(MemoryRegion *mr,
+                                 MemoryInterleaveRoute route, Error **errp)
 {
-    return mr && !mr->alias && mr->enabled && memory_region_is_ram(mr) &&
-           !mr->readonly && !mr->nonvolatile && !mr->ram_device &&
-           !int128_gethi(mr->size);
+    const char *name = mr ? memory_region_name(mr) : "(none)";
+
+    if (!mr || mr->alias || !mr->enabled || !memory_region_is_ram(mr) ||
+        memory_region_is_ram_device(mr) || int128_gethi(mr->size)) {
+        error_setg(errp, "target %s is not enabled RAM", name);
+        return false;
+    }
+    if (mr->readonly || (mr->ram_block &&
+                         (mr->ram_block->flags & RAM_READONLY))) {
+        error_setg(errp, "target %s is read-only", name);
+        return false;
+    }
+    if (route == MEMORY_INTERLEAVE_ROUTE_STITCHED) {
+        if (!mr->ram_block || memory_region_get_fd(mr) < 0) {
+            error_setg(errp, "target %s has no file descriptor (use "
+                       "memory-backend-memfd or memory-backend-file)", name);
+            return false;
+        }
+        if (!qemu_ram_is_shared(mr->ram_block)) {
+            error_setg(errp, "target %s is a private mapping (set share=on)",
+                       name);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool memory_interleave_targets_ok(const MemoryInterleave *il,
+                                  MemoryInterleaveRoute route, Error **errp)
+{
+    unsigned i;
+
+    for (i = 0; i < il->nb_entries; i++) {
+        MemoryRegion *t = il->entries[i].target;
+
+        if (!memory_interleave_target_ok(t, route, errp)) {
+            return false;
+        }
+        if (t->nonvolatile != il->entries[0].target->nonvolatile) {
+            error_setg(errp, "targets %s and %s mix volatile and persistent "
+                       "memory", memory_region_name(il->entries[0].target),
+                       memory_region_name(t));
+            return false;
+        }
+        if (int128_getlo(t->size) < il->entries[i].target_size) {
+            error_setg(errp, "target %s shrank below 0x%" PRIx64 " bytes",
+                       memory_region_name(t), il->entries[i].target_size);
+            return false;
+        }
+    }
+    return true;
 }
 
 static int cmp_addr(const void *a, const void *b)
@@ -55,6 +104,7 @@ static MemoryInterleave *find_alias_pattern(MemoryRegion *c)
     uint64_t page = qemu_target_page_size(), chunk;
     g_autofree MemoryRegion **sub = NULL;
     g_autofree MemoryInterleaveEntry *ent = NULL;
+    MemoryInterleave *il;
     MemoryRegion *s;
     unsigned n = 0, i, p;
     int32_t prio;
@@ -81,7 +131,9 @@ static MemoryInterleave *find_alias_pattern(MemoryRegion *c)
         if (!s->alias || !s->enabled || s->readonly || s->nonvolatile ||
             s->unmergeable || s->priority != prio || s->alias_offset % page ||
             int128_gethi(s->size) || int128_getlo(s->size) != chunk ||
-            !coalescable_target(s->alias)) {
+            !memory_interleave_target_ok(s->alias,
+                                         MEMORY_INTERLEAVE_ROUTE_SECTIONS,
+                                         NULL)) {
             return NULL;
         }
     }
@@ -119,8 +171,14 @@ static MemoryInterleave *find_alias_pattern(MemoryRegion *c)
         };
     }
     /* validation (bounds, overlaps) failing just means no coalescing */
-    return memory_interleave_new((uint64_t)n * chunk, chunk, p, ent, page,
-                                 NULL);
+    il = memory_interleave_new((uint64_t)n * chunk, chunk, p, ent, page, NULL);
+    if (il && !memory_interleave_targets_ok(il,
+                                            MEMORY_INTERLEAVE_ROUTE_SECTIONS,
+                                            NULL)) {
+        memory_interleave_unref(il);
+        il = NULL;
+    }
+    return il;
 }
 
 /* The targets of a cached pattern have not changed under it. */
@@ -129,14 +187,13 @@ static bool pattern_still_valid(const MemoryInterleave *il)
     unsigned i;
 
     for (i = 0; i < il->nb_entries; i++) {
-        MemoryRegion *t = il->entries[i].target;
-
-        if (!coalescable_target(t) ||
-            int128_getlo(t->size) != il->entries[i].target_size) {
+        if (int128_getlo(il->entries[i].target->size) !=
+            il->entries[i].target_size) {
             return false;
         }
     }
-    return true;
+    return memory_interleave_targets_ok(il, MEMORY_INTERLEAVE_ROUTE_SECTIONS,
+                                        NULL);
 }
 
 MemoryInterleave *memory_region_get_interleave(MemoryRegion *mr)

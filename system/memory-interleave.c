@@ -219,6 +219,137 @@ void memory_interleave_for_each_run(const MemoryInterleave *il,
     }
 }
 
+/* Target offset of the first byte of chunk @k (arithmetic only). */
+static uint64_t chunk_target_offset(const MemoryInterleave *il, uint64_t k,
+                                    unsigned *e)
+{
+    const MemoryInterleaveEntry *ent;
+
+    *e = k % il->nb_entries;
+    ent = &il->entries[*e];
+    return ent->base + (k / il->nb_entries) * ent->stride;
+}
+
+/*
+ * The number of periods p in [0, @nb_p) for which chunk p * n + e is
+ * followed, in the same file, by the next chunk at the next file offset.
+ * The gap between the two file offsets is linear in p (a + p * b), so
+ * it is zero for all p, for one p, or for none.
+ */
+static uint64_t count_joins(const MemoryInterleave *il, unsigned e,
+                            uint64_t nb_p, const int *file,
+                            const uint64_t *file_offset)
+{
+    unsigned f = (e + 1) % il->nb_entries;
+    uint64_t d = e + 1 == il->nb_entries;     /* f is in the next period */
+    const MemoryInterleaveEntry *ee = &il->entries[e], *ef = &il->entries[f];
+    uint64_t end0, next0;
+    int64_t a, b, p;
+
+    if (!nb_p || file[e] != file[f]) {
+        return 0;
+    }
+    /* p = 0: where chunk e ends, and where the next chunk starts */
+    end0 = file_offset[e] + ee->base + il->chunk;
+    next0 = file_offset[f] + ef->base + d * ef->stride;
+    if (ef->stride == ee->stride) {
+        return next0 == end0 ? nb_p : 0;
+    }
+    /* next0 - end0 + p * (stride_f - stride_e) == 0 */
+    if (__builtin_sub_overflow((int64_t)next0, (int64_t)end0, &a) ||
+        __builtin_sub_overflow((int64_t)ef->stride, (int64_t)ee->stride, &b) ||
+        a % b) {
+        return 0;
+    }
+    p = -(a / b);
+    return p >= 0 && (uint64_t)p < nb_p ? 1 : 0;
+}
+
+uint64_t memory_interleave_count_runs(const MemoryInterleave *il,
+                                      const int *file,
+                                      const uint64_t *file_offset)
+{
+    uint64_t nchunks = il->size / il->chunk, joins = 0;
+    unsigned e;
+
+    for (e = 0; e < il->nb_entries; e++) {
+        /* pairs (k, k + 1) with k = p * n + e and k + 1 < nchunks */
+        uint64_t nb_p = nchunks >= e + 2 ?
+                        (nchunks - 2 - e) / il->nb_entries + 1 : 0;
+
+        joins += count_joins(il, e, nb_p, file, file_offset);
+    }
+    return nchunks - joins;
+}
+
+void memory_interleave_for_each_file_run(const MemoryInterleave *il,
+                                         const int *file,
+                                         const uint64_t *file_offset,
+                                         MemoryInterleaveFileRunFn *fn,
+                                         void *opaque)
+{
+    uint64_t nchunks = il->size / il->chunk, k, start = 0, run_off = 0;
+    unsigned run_e = 0;
+
+    for (k = 0; k <= nchunks; k++) {
+        uint64_t off = 0;
+        unsigned e = 0;
+
+        if (k < nchunks) {
+            off = chunk_target_offset(il, k, &e) + file_offset[e];
+            if (k > start && file[e] == file[run_e] &&
+                off == run_off + (k - start) * il->chunk) {
+                continue;           /* the run goes on */
+            }
+        }
+        if (k > start) {
+            fn(il, run_e, start * il->chunk, (k - start) * il->chunk,
+               run_off, opaque);
+        }
+        start = k;
+        run_off = off;
+        run_e = e;
+    }
+}
+
+typedef struct DirtyPieces {
+    MemoryInterleaveDirtyFn *fn;
+    uint64_t page_size;
+    void *opaque;
+} DirtyPieces;
+
+static void dirty_run_pieces(const MemoryInterleave *il, unsigned e,
+                             uint64_t target_offset, uint64_t first,
+                             uint64_t nb_pages, void *opaque)
+{
+    const unsigned bits = sizeof(unsigned long) * 8;
+    DirtyPieces *d = opaque;
+    uint64_t done;
+
+    for (done = 0; done < nb_pages; done += bits) {
+        uint64_t n = MIN(nb_pages - done, bits);
+        /* exactly the n pages of this piece: no bit past the run */
+        unsigned long word = n == bits ? ~0UL : (1UL << n) - 1;
+
+        d->fn(il, e, target_offset + done * d->page_size, word, n,
+              d->opaque);
+    }
+}
+
+void memory_interleave_for_each_dirty_piece(const MemoryInterleave *il,
+                                            uint64_t offset,
+                                            const unsigned long *bitmap,
+                                            uint64_t nb_pages,
+                                            uint64_t page_size,
+                                            MemoryInterleaveDirtyFn *fn,
+                                            void *opaque)
+{
+    DirtyPieces d = { .fn = fn, .page_size = page_size, .opaque = opaque };
+
+    memory_interleave_for_each_run(il, offset, bitmap, nb_pages, page_size,
+                                   dirty_run_pieces, &d);
+}
+
 MemoryInterleave *memory_interleave_ref(MemoryInterleave *il)
 {
     if (il) {

@@ -41,24 +41,48 @@ void phys_sections_reserve(PhysPageMap *map, uint32_t nb)
     }
 }
 
-uint32_t phys_sections_add(PhysPageMap *map,
-                           const MemoryRegionSection *section, Error **errp)
+static void phys_sections_append(PhysPageMap *map,
+                                 const MemoryRegionSection *section)
 {
-    if (map->sections_nb >= map->sections_max) {
-        error_setg(errp, "memory: section table full (%" PRIu32 " sections):"
-                   " region '%s' at 0x%" HWADDR_PRIx " left unmapped",
-                   map->sections_nb, memory_region_name(section->mr),
-                   section->offset_within_address_space);
-        return PHYS_MAP_NODE_NIL;
-    }
     if (map->sections_nb == map->sections_nb_alloc) {
         map->sections_nb_alloc = MAX(map->sections_nb_alloc * 2, 16);
         map->sections = g_renew(MemoryRegionSection, map->sections,
                                 map->sections_nb_alloc);
     }
-    map->sections[map->sections_nb] = *section;
+    map->sections[map->sections_nb++] = *section;
     memory_region_ref(section->mr);
-    return map->sections_nb++;
+}
+
+uint32_t phys_sections_add(PhysPageMap *map,
+                           const MemoryRegionSection *section, Error **errp)
+{
+    const MemoryInterleave *il = section->interleave;
+    uint32_t need = 1 + (il ? il->nb_entries : 0), w, i;
+
+    if (map->sections_max - map->sections_nb < need) {
+        error_setg(errp, "memory: section table full (%" PRIu32 " sections):"
+                   " %s '%s' at 0x%" HWADDR_PRIx " left unmapped",
+                   map->sections_nb, il ? "interleave" : "region",
+                   memory_region_name(section->mr),
+                   section->offset_within_address_space);
+        return PHYS_MAP_NODE_NIL;
+    }
+    w = map->sections_nb;
+    phys_sections_append(map, section);
+    for (i = 0; il && i < il->nb_entries; i++) {
+        MemoryRegion *t = il->entries[i].target;
+        /* the target's own flags: a read-only target stays read-only */
+        MemoryRegionSection target = {
+            .mr = t,
+            .fv = section->fv,
+            .size = int128_make64(il->entries[i].target_size),
+            .readonly = section->readonly || t->readonly,
+            .nonvolatile = t->nonvolatile,
+        };
+
+        phys_sections_append(map, &target);
+    }
+    return w;
 }
 
 uint32_t phys_sections_add_or_report(PhysPageMap *map,
@@ -219,43 +243,6 @@ void phys_sections_compact(PhysPageMap *map, PhysPageEntry *root)
     if (root->skip) {
         phys_page_compact(map, root);
     }
-}
-
-void phys_sections_add_interleave(PhysPageMap *map, PhysPageEntry *root,
-                                  const MemoryRegionSection *section)
-{
-    const MemoryInterleave *il = section->interleave;
-    uint64_t page_mask = ((uint64_t)1 << map->page_bits) - 1;
-    hwaddr start = section->offset_within_address_space;
-    uint64_t size = int128_get64(section->size);
-    uint32_t w, i;
-
-    /* rendering only emits page-aligned interleave ranges */
-    assert(!((start | size | section->offset_within_region) & page_mask));
-
-    if (map->sections_max - map->sections_nb < 1 + il->nb_entries) {
-        if (!map->dropped++) {
-            error_report("memory: section table full (%" PRIu32 " sections):"
-                         " interleave '%s' at 0x%" HWADDR_PRIx
-                         " left unmapped", map->sections_nb,
-                         memory_region_name(section->mr), start);
-        }
-        return;
-    }
-    w = phys_sections_add(map, section, &error_abort);
-    for (i = 0; i < il->nb_entries; i++) {
-        MemoryRegionSection target = {
-            .mr = il->entries[i].target,
-            .fv = section->fv,
-            .size = int128_make64(il->entries[i].target_size),
-            .readonly = section->readonly,
-            .nonvolatile = section->nonvolatile,
-        };
-
-        phys_sections_add(map, &target, &error_abort);
-    }
-    phys_sections_map_pages(map, root, start >> map->page_bits,
-                            size >> map->page_bits, w);
 }
 
 void phys_subpage_map_set(const PhysPageMap *map, uint32_t *sub_section,

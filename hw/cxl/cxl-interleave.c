@@ -58,7 +58,7 @@ struct CXLFMWRouting {
     MemoryRegion io;           /* the MMIO decode, whole window */
     MemoryRegion ram[CXL_FMW_MAX_RAM_RANGES];
     /* set: cur[i] is served by this RAM region over its stitched mapping */
-    MemoryRegion *stitched[CXL_FMW_MAX_RAM_RANGES];
+    struct CXLFMWStitched *stitched[CXL_FMW_MAX_RAM_RANGES];
     CXLFMWRamRange cur[CXL_FMW_MAX_RAM_RANGES];
     unsigned nb_cur;
     bool ram_enabled;          /* x-ram property */
@@ -66,12 +66,20 @@ struct CXLFMWRouting {
     Error *migration_blocker;  /* while a piece is stitched */
 };
 
-/* A stitched piece's region and mapping, released after RCU readers. */
-typedef struct CXLFMWStitchedFree {
-    struct rcu_head rcu;
-    MemoryRegion *mr;
-    MemoryInterleave *il;
-} CXLFMWStitchedFree;
+/*
+ * A stitched piece: the owner of a RAM region over an interleave's
+ * stitched host mapping.  Whoever holds the region (a FlatView, until RCU
+ * readers are done with it; an address_space_map() in flight) holds this
+ * object, and the mapping lives until the object is finalized.
+ */
+#define TYPE_CXL_FMW_STITCHED "x-cxl-fmw-stitched"
+OBJECT_DECLARE_SIMPLE_TYPE(CXLFMWStitched, CXL_FMW_STITCHED)
+
+struct CXLFMWStitched {
+    Object parent_obj;
+    MemoryRegion mr;
+    MemoryInterleave *il;      /* memory_interleave_host_ref() held */
+};
 
 /* Where the decode sends one window offset */
 typedef struct CXLFMWTarget {
@@ -178,7 +186,7 @@ static bool cxl_fmw_check(CXLFixedWindow *fw, hwaddr start,
  */
 static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
                                         uint64_t size, PCIDevice *gone,
-                                        const char **why)
+                                        Error **errp)
 {
     uint64_t page = qemu_target_page_size();
     g_autofree CXLFMWTarget *seq = NULL;
@@ -186,10 +194,9 @@ static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
     CXLFMWTarget t0, t;
     uint64_t chunk, nchunks, k, n, x;
     MemoryInterleave *il;
-    Error *err = NULL;
 
     if (!cxl_fmw_probe(fw, start, gone, &t0)) {
-        *why = "not decoded to static enabled RAM";
+        error_setg(errp, "not decoded to static enabled RAM");
         return NULL;
     }
 
@@ -197,13 +204,13 @@ static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
     for (x = CXL_CACHE_LINE_SIZE * 4; x < page; x += CXL_CACHE_LINE_SIZE * 4) {
         if (!cxl_fmw_probe(fw, start + x, gone, &t) ||
             !cxl_fmw_target_eq(&t0, &t, x)) {
-            *why = "interleave granule below the target page size";
+            error_setg(errp, "interleave granule below the target page size");
             return NULL;
         }
     }
     for (chunk = page; chunk < size; chunk *= 2) {
         if (!cxl_fmw_probe(fw, start + chunk, gone, &t)) {
-            *why = "not decoded to static enabled RAM";
+            error_setg(errp, "not decoded to static enabled RAM");
             return NULL;
         }
         if (!cxl_fmw_target_eq(&t0, &t, chunk)) {
@@ -212,7 +219,7 @@ static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
     }
     chunk = MIN(chunk, size);
     if (size % chunk) {
-        *why = "piece is not a whole number of chunks";
+        error_setg(errp, "piece is not a whole number of chunks");
         return NULL;
     }
     nchunks = size / chunk;
@@ -222,7 +229,7 @@ static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
     seq = g_new(CXLFMWTarget, n);
     for (k = 0; k < n; k++) {
         if (!cxl_fmw_probe(fw, start + k * chunk, gone, &seq[k])) {
-            *why = "not decoded to static enabled RAM";
+            error_setg(errp, "not decoded to static enabled RAM");
             return NULL;
         }
     }
@@ -250,7 +257,7 @@ static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
         }
     }
     if (!x || x > MIN(n, MEMORY_INTERLEAVE_MAX_ENTRIES)) {
-        *why = "decode is not periodic";
+        error_setg(errp, "decode is not periodic");
         return NULL;
     }
 
@@ -262,17 +269,18 @@ static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
         ent[k].stride = x < nchunks ? seq[k + x].offset - seq[k].offset
                                     : chunk;
     }
-    il = memory_interleave_new(size, chunk, x, ent, page, &err);
+    il = memory_interleave_new(size, chunk, x, ent, page, errp);
     if (!il) {
-        trace_cxl_fmw_interleave_rejected(fw->index, start,
-                                          error_get_pretty(err));
-        error_free(err);
-        *why = "layout rejected by the interleave checks";
+        return NULL;
+    }
+    if (!memory_interleave_targets_ok(il, MEMORY_INTERLEAVE_ROUTE_SECTIONS,
+                                      errp)) {
+        memory_interleave_unref(il);
         return NULL;
     }
     if (!cxl_fmw_check(fw, start, il, gone)) {
         memory_interleave_unref(il);
-        *why = "derived interleave disagrees with the decode";
+        error_setg(errp, "derived interleave disagrees with the decode");
         return NULL;
     }
     return il;
@@ -303,14 +311,15 @@ static bool cxl_fmw_ranges_equal(const CXLFMWRamRange *a, unsigned na,
  * Writes through it are dirty in that region, not in the devices'
  * backends, so migration is blocked while it is in use.
  */
-static MemoryRegion *cxl_fmw_stitched_new(CXLFixedWindow *fw, unsigned i,
-                                          MemoryInterleave *il)
+static CXLFMWStitched *cxl_fmw_stitched_new(CXLFixedWindow *fw, unsigned i,
+                                            MemoryInterleave *il)
 {
     CXLFMWRouting *r = fw->routing;
     g_autofree char *name = g_strdup_printf(
         "cxl-fixed-memory-region.stitched%u", i);
+    g_autofree char *child = g_strdup_printf("stitched%u", i);
     Error *err = NULL;
-    MemoryRegion *mr;
+    CXLFMWStitched *st;
     void *host;
 
     host = memory_interleave_map_host(il, &err);
@@ -328,28 +337,33 @@ static MemoryRegion *cxl_fmw_stitched_new(CXLFixedWindow *fw, unsigned i,
             return NULL;
         }
     }
-    mr = g_new0(MemoryRegion, 1);
-    memory_region_init_ram_ptr(mr, OBJECT(fw), name, il->size, host);
-    memory_interleave_host_ref(il);
-    return mr;
+    st = CXL_FMW_STITCHED(object_new(TYPE_CXL_FMW_STITCHED));
+    object_property_add_child(OBJECT(fw), child, OBJECT(st));
+    object_unref(OBJECT(st));           /* the window holds it now */
+    st->il = memory_interleave_host_ref(il);
+    memory_region_init_ram_ptr(&st->mr, OBJECT(st), name, il->size, host);
+    return st;
 }
 
-static void cxl_fmw_stitched_reclaim(CXLFMWStitchedFree *f)
+static void cxl_fmw_stitched_finalize(Object *obj)
 {
-    memory_interleave_host_unref(f->il);
-    g_free(f->mr);
-    g_free(f);
+    /* the region is gone and nobody maps it: the mapping may go */
+    memory_interleave_host_unref(CXL_FMW_STITCHED(obj)->il);
 }
 
-static void cxl_fmw_stitched_free(MemoryRegion *mr, MemoryInterleave *il)
+static const TypeInfo cxl_fmw_stitched_info = {
+    .name = TYPE_CXL_FMW_STITCHED,
+    .parent = TYPE_OBJECT,
+    .instance_size = sizeof(CXLFMWStitched),
+    .instance_finalize = cxl_fmw_stitched_finalize,
+};
+
+static void cxl_fmw_stitched_register_types(void)
 {
-    CXLFMWStitchedFree *f = g_new0(CXLFMWStitchedFree, 1);
-
-    object_unparent(OBJECT(mr));
-    f->mr = mr;
-    f->il = il;
-    call_rcu(f, cxl_fmw_stitched_reclaim, rcu);
+    type_register_static(&cxl_fmw_stitched_info);
 }
+
+type_init(cxl_fmw_stitched_register_types)
 
 /* Migration is blocked while a piece is stitched, and only then. */
 static void cxl_fmw_update_blocker(CXLFMWRouting *r)
@@ -374,8 +388,9 @@ static void cxl_fmw_unmap_pieces(CXLFixedWindow *fw)
 
     for (i = 0; i < r->nb_cur; i++) {
         if (r->stitched[i]) {
-            memory_region_del_subregion(&fw->mr, r->stitched[i]);
-            cxl_fmw_stitched_free(r->stitched[i], r->cur[i].il);
+            /* freed once the last FlatView or mapping lets go of it */
+            memory_region_del_subregion(&fw->mr, &r->stitched[i]->mr);
+            object_unparent(OBJECT(r->stitched[i]));
             r->stitched[i] = NULL;
         } else {
             memory_region_del_subregion(&fw->mr, &r->ram[i]);
@@ -401,25 +416,27 @@ static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
     if (r->ram_enabled && fw->num_targets && fw->target_hbs[0]) {
         for (i = 0; i <= cuts->len; i++) {
             hwaddr to = i < cuts->len ? g_array_index(cuts, hwaddr, i) : end;
-            const char *why = NULL;
+            Error *err = NULL;
             MemoryInterleave *il;
 
             if (to <= from) {
                 continue;
             }
             to = MIN(to, end);
-            il = cxl_fmw_derive(fw, from - fw->base, to - from, gone, &why);
+            il = cxl_fmw_derive(fw, from - fw->base, to - from, gone, &err);
             if (il && nb_next == CXL_FMW_MAX_RAM_RANGES) {
                 memory_interleave_unref(il);
                 il = NULL;
-                why = "too many decoded pieces in one window";
+                error_setg(&err, "too many decoded pieces in one window");
             }
             if (il) {
                 next[nb_next++] = (CXLFMWRamRange) {
                     .offset = from - fw->base, .size = to - from, .il = il,
                 };
             } else {
-                trace_cxl_fmw_mmio(fw->index, from - fw->base, to - from, why);
+                trace_cxl_fmw_mmio(fw->index, from - fw->base, to - from,
+                                   error_get_pretty(err));
+                error_free(err);
             }
             from = to;
             if (from >= end) {
@@ -443,7 +460,7 @@ static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
         }
         if (r->stitched[i]) {
             memory_region_add_subregion_overlap(&fw->mr, next[i].offset,
-                                                r->stitched[i], 1);
+                                                &r->stitched[i]->mr, 1);
         } else {
             memory_region_set_size(&r->ram[i], next[i].size);
             memory_region_set_interleave(&r->ram[i], next[i].il);

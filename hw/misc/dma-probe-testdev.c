@@ -12,6 +12,16 @@
  *   rw-check     dma_memory_read() of the whole range, compare
  *   cache-write  address_space_cache_init() over the range, stq_le_cached
  *   cache-check  address_space_cache_init() over the range, ldq_le_cached
+ *   ldst-write   address_space_st{q,l,w,b}_le over the range, 8 bytes at a
+ *                time from addr (unaligned when addr is), then the tail
+ *   ldst-check   the same with address_space_ld*_le
+ *   ldst-cached-write, ldst-cached-check
+ *                the same through a MemoryRegionCache over the range
+ *   hold-map     address_space_map() for writing, kept: the mapping a
+ *                device has in flight while the guest changes the map
+ *   hold-release fill the held mapping and unmap it
+ *   iotlb        address_space_get_iotlb_entry() at addr: "iotlb-addr"
+ *                (translated_addr) and "iotlb-mask" (addr_mask)
  *
  * Every byte written or expected is the byte of the little-endian word
  * (a & ~7) ^ (seed << 56) at its own guest physical address a, so the
@@ -36,6 +46,7 @@
 #include "system/address-spaces.h"
 #include "system/dma.h"
 #include "system/memory.h"
+#include "qemu/rcu.h"
 
 #define TYPE_DMA_PROBE_TESTDEV "x-dma-probe-testdev"
 OBJECT_DECLARE_SIMPLE_TYPE(DMAProbeTestdev, DMA_PROBE_TESTDEV)
@@ -50,6 +61,12 @@ struct DMAProbeTestdev {
     uint64_t direct;
     uint64_t max_piece;
     uint64_t mismatches;
+    uint64_t iotlb_addr;
+    uint64_t iotlb_mask;
+    /* hold-map: the mapping kept until hold-release */
+    uint8_t *held;
+    hwaddr held_addr;
+    hwaddr held_len;
 };
 
 static uint8_t dma_probe_byte(uint64_t a, uint32_t seed)
@@ -166,6 +183,145 @@ static void dma_probe_cache(DMAProbeTestdev *s, bool is_write, Error **errp)
     address_space_cache_destroy(&cache);
 }
 
+/*
+ * Loads and stores of up to 8 bytes from @s->addr on, each at its own
+ * (possibly unaligned) address; @cache: through a cache over the range.
+ */
+static void dma_probe_ldst(DMAProbeTestdev *s, bool is_write, bool cached,
+                           Error **errp)
+{
+    MemoryRegionCache cache = {};
+    uint64_t i, n;
+
+    if (cached && address_space_cache_init(&cache, &address_space_memory,
+                                           s->addr, s->len, is_write) <
+                  (int64_t)s->len) {
+        address_space_cache_destroy(&cache);
+        s->mismatches = s->len;
+        return;
+    }
+    for (i = 0; i < s->len; i += n) {
+        uint64_t a = s->addr + i, want = 0, got = 0, j;
+        MemTxResult r = MEMTX_OK;
+
+        n = MIN(s->len - i, 8);
+        n = n == 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1;
+        for (j = 0; j < n; j++) {
+            want |= (uint64_t)dma_probe_byte(a + j, s->seed) << (8 * j);
+        }
+        if (is_write && cached) {
+            switch (n) {
+            case 8:
+                address_space_stq_le_cached(&cache, i, want,
+                                            MEMTXATTRS_UNSPECIFIED, &r);
+                break;
+            case 4:
+                address_space_stl_le_cached(&cache, i, want,
+                                            MEMTXATTRS_UNSPECIFIED, &r);
+                break;
+            case 2:
+                address_space_stw_le_cached(&cache, i, want,
+                                            MEMTXATTRS_UNSPECIFIED, &r);
+                break;
+            default:
+                address_space_stb_cached(&cache, i, want,
+                                         MEMTXATTRS_UNSPECIFIED, &r);
+            }
+        } else if (is_write) {
+            switch (n) {
+            case 8:
+                address_space_stq_le(&address_space_memory, a, want,
+                                     MEMTXATTRS_UNSPECIFIED, &r);
+                break;
+            case 4:
+                address_space_stl_le(&address_space_memory, a, want,
+                                     MEMTXATTRS_UNSPECIFIED, &r);
+                break;
+            case 2:
+                address_space_stw_le(&address_space_memory, a, want,
+                                     MEMTXATTRS_UNSPECIFIED, &r);
+                break;
+            default:
+                address_space_stb(&address_space_memory, a, want,
+                                  MEMTXATTRS_UNSPECIFIED, &r);
+            }
+        } else if (cached) {
+            got = n == 8 ? address_space_ldq_le_cached(&cache, i,
+                                                       MEMTXATTRS_UNSPECIFIED,
+                                                       &r) :
+                  n == 4 ? address_space_ldl_le_cached(&cache, i,
+                                                       MEMTXATTRS_UNSPECIFIED,
+                                                       &r) :
+                  n == 2 ? address_space_lduw_le_cached(&cache, i,
+                                                        MEMTXATTRS_UNSPECIFIED,
+                                                        &r) :
+                  address_space_ldub_cached(&cache, i,
+                                            MEMTXATTRS_UNSPECIFIED, &r);
+        } else {
+            got = n == 8 ? address_space_ldq_le(&address_space_memory, a,
+                                                MEMTXATTRS_UNSPECIFIED, &r) :
+                  n == 4 ? address_space_ldl_le(&address_space_memory, a,
+                                                MEMTXATTRS_UNSPECIFIED, &r) :
+                  n == 2 ? address_space_lduw_le(&address_space_memory, a,
+                                                 MEMTXATTRS_UNSPECIFIED, &r) :
+                  address_space_ldub(&address_space_memory, a,
+                                     MEMTXATTRS_UNSPECIFIED, &r);
+        }
+        if (r != MEMTX_OK || (!is_write && got != want)) {
+            s->mismatches += n;
+        }
+        s->pieces++;
+    }
+    if (cached) {
+        if (is_write) {
+            address_space_cache_invalidate(&cache, 0, s->len);
+        }
+        address_space_cache_destroy(&cache);
+    }
+}
+
+static void dma_probe_hold(DMAProbeTestdev *s, bool release, Error **errp)
+{
+    hwaddr i;
+
+    if (!release) {
+        if (s->held) {
+            error_setg(errp, "%s: a mapping is already held",
+                       TYPE_DMA_PROBE_TESTDEV);
+            return;
+        }
+        s->held_len = s->len;
+        s->held_addr = s->addr;
+        s->held = address_space_map(&address_space_memory, s->addr,
+                                    &s->held_len, true,
+                                    MEMTXATTRS_UNSPECIFIED);
+        s->max_piece = s->held ? s->held_len : 0;
+        s->pieces = !!s->held;
+        return;
+    }
+    if (!s->held) {
+        error_setg(errp, "%s: no mapping held", TYPE_DMA_PROBE_TESTDEV);
+        return;
+    }
+    for (i = 0; i < s->held_len; i++) {
+        s->held[i] = dma_probe_byte(s->held_addr + i, s->seed);
+    }
+    address_space_unmap(&address_space_memory, s->held, s->held_len, true,
+                        s->held_len);
+    s->held = NULL;
+}
+
+static void dma_probe_iotlb(DMAProbeTestdev *s)
+{
+    IOMMUTLBEntry e;
+
+    RCU_READ_LOCK_GUARD();
+    e = address_space_get_iotlb_entry(&address_space_memory, s->addr, false,
+                                      MEMTXATTRS_UNSPECIFIED);
+    s->iotlb_addr = e.translated_addr;
+    s->iotlb_mask = e.addr_mask;
+}
+
 static void dma_probe_set_op(Object *obj, const char *op, Error **errp)
 {
     DMAProbeTestdev *s = DMA_PROBE_TESTDEV(obj);
@@ -182,6 +338,15 @@ static void dma_probe_set_op(Object *obj, const char *op, Error **errp)
         dma_probe_rw(s, op[3] == 'w');
     } else if (!strcmp(op, "cache-write") || !strcmp(op, "cache-check")) {
         dma_probe_cache(s, op[6] == 'w', errp);
+    } else if (!strcmp(op, "ldst-write") || !strcmp(op, "ldst-check")) {
+        dma_probe_ldst(s, op[5] == 'w', false, errp);
+    } else if (!strcmp(op, "ldst-cached-write") ||
+               !strcmp(op, "ldst-cached-check")) {
+        dma_probe_ldst(s, op[12] == 'w', true, errp);
+    } else if (!strcmp(op, "hold-map") || !strcmp(op, "hold-release")) {
+        dma_probe_hold(s, op[5] == 'r', errp);
+    } else if (!strcmp(op, "iotlb")) {
+        dma_probe_iotlb(s);
     } else {
         error_setg(errp, "%s: unknown op '%s'", TYPE_DMA_PROBE_TESTDEV, op);
     }
@@ -205,6 +370,10 @@ static void dma_probe_init(Object *obj)
     object_property_add_uint64_ptr(obj, "max-piece", &s->max_piece,
                                    OBJ_PROP_FLAG_READ);
     object_property_add_uint64_ptr(obj, "mismatches", &s->mismatches,
+                                   OBJ_PROP_FLAG_READ);
+    object_property_add_uint64_ptr(obj, "iotlb-addr", &s->iotlb_addr,
+                                   OBJ_PROP_FLAG_READ);
+    object_property_add_uint64_ptr(obj, "iotlb-mask", &s->iotlb_mask,
                                    OBJ_PROP_FLAG_READ);
 }
 

@@ -166,6 +166,61 @@ void memory_interleave_for_each_run(const MemoryInterleave *il,
                                     uint64_t nb_pages, uint64_t page_size,
                                     MemoryInterleaveRunFn *fn, void *opaque);
 
+/**
+ * memory_interleave_for_each_dirty_piece: the runs of
+ * memory_interleave_for_each_run(), cut into pieces of at most one word
+ * of pages
+ *
+ * @fn gets the entry, the target offset of the piece's first page, a word
+ * whose low @nb_pages bits (and no others) are set, and @nb_pages: what
+ * physical_memory_set_dirty_lebitmap() takes.  That function consumes
+ * whole words, so a bitmap with more bits set than the run would mark
+ * pages the run does not have (past the window, or past the target).
+ */
+typedef void MemoryInterleaveDirtyFn(const MemoryInterleave *il, unsigned e,
+                                     uint64_t target_offset,
+                                     unsigned long word, uint64_t nb_pages,
+                                     void *opaque);
+void memory_interleave_for_each_dirty_piece(const MemoryInterleave *il,
+                                            uint64_t offset,
+                                            const unsigned long *bitmap,
+                                            uint64_t nb_pages,
+                                            uint64_t page_size,
+                                            MemoryInterleaveDirtyFn *fn,
+                                            void *opaque);
+
+/*
+ * Stitching a window into one host mapping (memory-interleave-host.c) maps
+ * each run of chunks that is contiguous both in the window and in one
+ * target file.  @file identifies each entry's file, @file_offset is where
+ * the entry's target starts in it.
+ */
+
+/**
+ * memory_interleave_count_runs: how many mappings a stitched window takes
+ *
+ * Arithmetic over one period, O(entries) whatever the window size, so a
+ * limit (vm.max_map_count) can be checked before anything is built.
+ */
+uint64_t memory_interleave_count_runs(const MemoryInterleave *il,
+                                      const int *file,
+                                      const uint64_t *file_offset);
+
+/**
+ * memory_interleave_for_each_file_run: call @fn once per run, in window
+ * order, with the entry of its first chunk, its window offset and length,
+ * and its offset in the file; memory_interleave_count_runs() calls in all.
+ */
+typedef void MemoryInterleaveFileRunFn(const MemoryInterleave *il,
+                                       unsigned e, uint64_t offset,
+                                       uint64_t len, uint64_t file_offset,
+                                       void *opaque);
+void memory_interleave_for_each_file_run(const MemoryInterleave *il,
+                                         const int *file,
+                                         const uint64_t *file_offset,
+                                         MemoryInterleaveFileRunFn *fn,
+                                         void *opaque);
+
 /*
  * Regions served through an interleave (system/memory-interleave-region.c)
  *
@@ -183,6 +238,33 @@ void memory_interleave_for_each_run(const MemoryInterleave *il,
  * not, the subregions are rendered one by one as before.
  */
 #define MEMORY_INTERLEAVE_MIN_ALIASES 64
+
+/*
+ * Which regions an interleave may serve as RAM: one rule for the
+ * coalescer, hw/cxl and the stitched mapping.
+ *
+ * Every route needs writable, volatile-or-persistent RAM that is not a
+ * device's BAR: a read-only or ROM target (memory-backend-file,readonly=on)
+ * would hand a writable host pointer to a read-only mapping, so it stays
+ * on whatever served it before (the MMIO decode for CXL, the aliases one
+ * by one for a container).  The targets of one interleave must agree on
+ * persistence, so that the range can say which it is.  Persistent targets
+ * are fine on both routes below, which write the target's own pages (no
+ * copy that a crash could lose).  The stitched route also needs each
+ * target in a file mapped shared.
+ */
+typedef enum MemoryInterleaveRoute {
+    MEMORY_INTERLEAVE_ROUTE_SECTIONS,   /* per-chunk translation (dispatch) */
+    MEMORY_INTERLEAVE_ROUTE_STITCHED,   /* one host mapping (KVM, x-stitched) */
+} MemoryInterleaveRoute;
+
+/* May @mr be the target of an interleave served by @route?  Else why not. */
+bool memory_interleave_target_ok(struct MemoryRegion *mr,
+                                 MemoryInterleaveRoute route, Error **errp);
+
+/* memory_interleave_target_ok() for every entry, and agreement between them */
+bool memory_interleave_targets_ok(const MemoryInterleave *il,
+                                  MemoryInterleaveRoute route, Error **errp);
 
 /* Give @mr an interleave (a reference is taken), or none with NULL. */
 void memory_region_set_interleave(struct MemoryRegion *mr,

@@ -82,7 +82,8 @@ void phys_sections_free(PhysPageMap *map, void (*destroy)(MemoryRegion *mr));
 
 /**
  * phys_sections_add: append a copy of @section, taking a reference on
- * its region
+ * its region; for a section that carries an interleave, its entry
+ * sections follow it (see "Interleave sections" below), all or none
  *
  * Returns: the new section's index, or PHYS_MAP_NODE_NIL with @errp set
  * (naming the region and its address) when the table is full.
@@ -156,23 +157,25 @@ static inline MemoryRegionSection *phys_sections_find(const PhysPageMap *map,
 
 /*
  * Interleave sections.  A FlatRange served through an interleave is one
- * section W, mapped on every page of the window, followed by one section
- * per entry: W + 1 + e covers entry e's whole target.  A lookup that lands
- * on W is resolved arithmetically to W + 1 + e and the target offset, and
- * its length is clamped at the chunk end.  O(entries) sections per window,
- * whatever its size.
+ * section W, followed by one section per entry: W + 1 + e covers entry
+ * e's whole target, with the target's own read-only and non-volatile
+ * flags.  W is mapped like any section, on whole pages or, where another
+ * range shares a page with it (an overlay), in a subpage map.  A lookup
+ * that lands on W is resolved arithmetically to W + 1 + e and the target
+ * offset, and its length is clamped at the chunk end and at W's end.
+ * O(entries) sections per window, whatever its size.  Entry sections
+ * have no address in the address space: offset_within_address_space of
+ * W + 1 + e means nothing, an address is only ever W's.
  */
-void phys_sections_add_interleave(PhysPageMap *map, PhysPageEntry *root,
-                                  const MemoryRegionSection *section);
-
 static inline MemoryRegionSection *
 phys_sections_translate_interleave(const PhysPageMap *map,
                                    MemoryRegionSection *section, hwaddr addr,
                                    hwaddr *xlat, hwaddr *plen)
 {
-    uint64_t off = addr - section->offset_within_address_space +
-                   section->offset_within_region;
-    uint64_t len = *plen, target_offset;
+    uint64_t in_section = addr - section->offset_within_address_space;
+    uint64_t off = in_section + section->offset_within_region;
+    uint64_t len = MIN(*plen, int128_get64(section->size) - in_section);
+    uint64_t target_offset;
     unsigned e = memory_interleave_translate(section->interleave, off,
                                              &target_offset, &len);
 

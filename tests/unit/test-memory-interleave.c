@@ -403,6 +403,251 @@ static void test_interleave_dirty_runs(void **state)
     }
 }
 
+/*
+ * What physical_memory_set_dirty_lebitmap() marks for one piece: every set
+ * bit of every word it reads, whole words (it ignores @nb_pages inside the
+ * last word), like the real one.  Each mark is checked against the pages
+ * the window's bitmap has dirty, through the spec's decode.
+ */
+typedef struct DirtyMarks {
+    uint64_t offset;            /* window offset of bit 0 */
+    uint64_t nb_pages;
+    unsigned eig, eiw;
+    const unsigned long *dirty; /* the window's bitmap */
+    unsigned long *marked;      /* window pages seen marked */
+    uint64_t extent[16];        /* per entry: target bytes it owns */
+    unsigned bad;
+} DirtyMarks;
+
+static void mark_piece(const MemoryInterleave *il, unsigned e,
+                       uint64_t target_offset, unsigned long word,
+                       uint64_t nb_pages, void *opaque)
+{
+    const unsigned bits = sizeof(unsigned long) * 8;
+    DirtyMarks *m = opaque;
+    unsigned j;
+
+    if (nb_pages == 0 || nb_pages > bits) {
+        fail_msg("a piece of %" PRIu64 " pages", nb_pages);
+    }
+    for (j = 0; j < bits; j++) {
+        uint64_t t = target_offset + j * PAGE, w, i;
+        bool found = false;
+
+        if (!(word >> j & 1)) {
+            continue;
+        }
+        if (t >= m->extent[e]) {
+            fail_msg("entry %u: marked target offset 0x%" PRIx64 " past "
+                     "what it owns (0x%" PRIx64 ")", e, t, m->extent[e]);
+        }
+        /* the window page that maps to (e, t): it must be dirty */
+        for (i = 0; i < m->nb_pages && !found; i++) {
+            w = m->offset + i * PAGE;
+            if (ref_position(w, m->eig, m->eiw) == e &&
+                ref_dpa(w, m->eig, m->eiw) == t) {
+                found = true;
+                if (!(m->dirty[i / bits] >> (i % bits) & 1)) {
+                    fail_msg("entry %u offset 0x%" PRIx64 " marked dirty, "
+                             "window page %" PRIu64 " is clean", e, t, i);
+                }
+                m->marked[i / bits] |= 1UL << (i % bits);
+            }
+        }
+        if (!found) {
+            fail_msg("entry %u offset 0x%" PRIx64 " marked dirty: no page "
+                     "of the logged range maps there", e, t);
+        }
+    }
+}
+
+/*
+ * A dirty bitmap logged over a window (KVM's, one bit per page) moves to
+ * the targets exactly: every dirty page once and nothing else, with 4 KiB
+ * and 16 KiB chunks, runs that end inside a chunk, and a logged range
+ * whose end is the window's end on a word boundary (a bit set past a run
+ * would land past what the entry owns).
+ */
+static void test_interleave_dirty_pieces_exact(void **state)
+{
+    static const struct {
+        unsigned eig, eiw;
+        uint64_t start_page, nb_pages;
+    } cases[] = {
+        { 4, 2, 0, 256 },       /* 4 KiB chunks, 4-way, ends on a word */
+        { 6, 2, 0, 256 },       /* 16 KiB chunks, ends on a word */
+        { 6, 2, 3, 253 },       /* starts mid-chunk, same end */
+        { 6, 0, 0, 128 },       /* 1-way, whole window */
+        { 6, 8, 0, 192 },       /* 3-way */
+        { 7, 1, 2, 190 },       /* 32 KiB chunks (8 pages), 2-way */
+    };
+    const unsigned bits = sizeof(unsigned long) * 8;
+    unsigned c, density;
+
+    for (c = 0; c < G_N_ELEMENTS(cases); c++) {
+        for (density = 0; density < 4; density++) {
+            unsigned eig = cases[c].eig, eiw = cases[c].eiw;
+            unsigned ways = eiw_ways(eiw), e;
+            uint64_t nb = cases[c].nb_pages, i;
+            /* the window ends where the logged range ends */
+            uint64_t size = (cases[c].start_page + nb) * PAGE;
+            g_autofree MemoryInterleave *il =
+                cxl_like(size, eig, eiw, size / ways);
+            g_autofree unsigned long *bm = g_new0(unsigned long,
+                                                  nb / bits + 1);
+            g_autofree unsigned long *marked = g_new0(unsigned long,
+                                                      nb / bits + 1);
+            DirtyMarks m = {
+                .offset = cases[c].start_page * PAGE, .nb_pages = nb,
+                .eig = eig, .eiw = eiw, .dirty = bm, .marked = marked,
+            };
+            GRand *r = g_rand_new_with_seed(c * 4 + density);
+
+            for (e = 0; e < ways; e++) {
+                m.extent[e] = memory_interleave_entry_extent(il, e);
+            }
+            for (i = 0; i < nb; i++) {
+                /* runs ending everywhere, including inside a chunk */
+                bool set = density == 3 ? true : density == 0 ? false :
+                           density == 1 ? g_rand_int_range(r, 0, 3) != 0 :
+                           i == nb - 1 || g_rand_int_range(r, 0, 5) == 0;
+
+                if (set) {
+                    bm[i / bits] |= 1UL << (i % bits);
+                }
+            }
+            g_rand_free(r);
+            memory_interleave_for_each_dirty_piece(il, m.offset, bm, nb,
+                                                   PAGE, mark_piece, &m);
+            for (i = 0; i < nb / bits + 1; i++) {
+                if (bm[i] != marked[i]) {
+                    fail_msg("case %u: dirty word %" PRIu64 " 0x%lx, marked "
+                             "0x%lx", c, i, bm[i], marked[i]);
+                }
+            }
+        }
+    }
+}
+
+/* Runs counted arithmetically = runs walked chunk by chunk = runs built. */
+typedef struct RunWalk {
+    uint64_t runs, next_offset;
+    const int *file;
+    const uint64_t *file_offset;
+} RunWalk;
+
+static void walk_run(const MemoryInterleave *il, unsigned e, uint64_t offset,
+                     uint64_t len, uint64_t file_offset, void *opaque)
+{
+    RunWalk *w = opaque;
+    uint64_t k;
+
+    if (offset != w->next_offset || !len || len % il->chunk) {
+        fail_msg("run at 0x%" PRIx64 "+0x%" PRIx64 ", expected one at 0x%"
+                 PRIx64, offset, len, w->next_offset);
+    }
+    /* every chunk of the run is where the run says, in one file */
+    for (k = 0; k < len / il->chunk; k++) {
+        uint64_t t, l = il->chunk;
+        unsigned f = memory_interleave_translate(il, offset + k * il->chunk,
+                                                 &t, &l);
+
+        if (w->file[f] != w->file[e] ||
+            w->file_offset[f] + t != file_offset + k * il->chunk) {
+            fail_msg("run at 0x%" PRIx64 ": chunk %" PRIu64 " is elsewhere",
+                     offset, k);
+        }
+    }
+    w->next_offset = offset + len;
+    w->runs++;
+}
+
+static uint64_t bruteforce_runs(const MemoryInterleave *il, const int *file,
+                                const uint64_t *file_offset)
+{
+    uint64_t k, runs = 0, prev_end = 0;
+    int prev_file = -1;
+
+    for (k = 0; k < il->size / il->chunk; k++) {
+        uint64_t t, l = il->chunk;
+        unsigned e = memory_interleave_translate(il, k * il->chunk, &t, &l);
+
+        if (file[e] != prev_file || file_offset[e] + t != prev_end) {
+            runs++;
+        }
+        prev_file = file[e];
+        prev_end = file_offset[e] + t + il->chunk;
+    }
+    return runs;
+}
+
+static void test_interleave_count_runs_matches_walk(void **state)
+{
+    GRand *r = g_rand_new_with_seed(7);
+    unsigned iter;
+
+    for (iter = 0; iter < 3000; iter++) {
+        unsigned n = g_rand_int_range(r, 1, 7), i;
+        uint64_t chunk = PAGE << g_rand_int_range(r, 0, 3);
+        uint64_t nchunks = g_rand_int_range(r, 1, 40);
+        MemoryInterleaveEntry ent[8];
+        int file[8];
+        uint64_t file_offset[8], expect;
+        g_autofree MemoryInterleave *il = NULL;
+        RunWalk w = { .file = file, .file_offset = file_offset };
+
+        for (i = 0; i < n; i++) {
+            /* few files, strides and bases that sometimes line up */
+            file[i] = g_rand_int_range(r, 0, 3);
+            file_offset[i] = chunk * g_rand_int_range(r, 0, 4);
+            ent[i] = (MemoryInterleaveEntry) {
+                .target = TARGET(i), .target_size = 1ULL << 40,
+                .base = chunk * g_rand_int_range(r, 0, 6) * 64 +
+                        chunk * g_rand_int_range(r, 0, 3),
+                .stride = chunk * g_rand_int_range(r, 1, 5),
+            };
+        }
+        il = memory_interleave_new(nchunks * chunk, chunk, n, ent, PAGE,
+                                   NULL);
+        if (!il) {
+            continue;       /* self-overlapping: not a descriptor */
+        }
+        expect = bruteforce_runs(il, file, file_offset);
+        if (memory_interleave_count_runs(il, file, file_offset) != expect) {
+            fail_msg("iteration %u: %" PRIu64 " runs counted, %" PRIu64
+                     " by brute force", iter,
+                     memory_interleave_count_runs(il, file, file_offset),
+                     expect);
+        }
+        memory_interleave_for_each_file_run(il, file, file_offset, walk_run,
+                                            &w);
+        if (w.runs != expect || w.next_offset != il->size) {
+            fail_msg("iteration %u: %" PRIu64 " runs walked up to 0x%" PRIx64
+                     ", %" PRIu64 " expected", iter, w.runs, w.next_offset,
+                     expect);
+        }
+    }
+    g_rand_free(r);
+}
+
+/* The cases that matter, by name: a 1-way window is one mapping. */
+static void test_interleave_count_runs_cxl(void **state)
+{
+    int file[16];
+    uint64_t file_offset[16] = { 0 };
+    unsigned i;
+    g_autofree MemoryInterleave *one = cxl_like(1ULL << 30, 4, 0, 1ULL << 30);
+    g_autofree MemoryInterleave *four = cxl_like(1ULL << 30, 4, 2, 1ULL << 28);
+
+    for (i = 0; i < 16; i++) {
+        file[i] = i;
+    }
+    assert_int_equal(memory_interleave_count_runs(one, file, file_offset), 1);
+    /* 4-way 4 KiB: one mapping per chunk */
+    assert_int_equal(memory_interleave_count_runs(four, file, file_offset),
+                     (1ULL << 30) / 4096);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +658,9 @@ int main(void)
         cmocka_unit_test(test_interleave_overlap_matches_bruteforce),
         cmocka_unit_test(test_interleave_refs_and_describe),
         cmocka_unit_test(test_interleave_dirty_runs),
+        cmocka_unit_test(test_interleave_dirty_pieces_exact),
+        cmocka_unit_test(test_interleave_count_runs_matches_walk),
+        cmocka_unit_test(test_interleave_count_runs_cxl),
     };
 
     return cmocka_run_group_tests_name("memory-interleave", tests, NULL, NULL);

@@ -288,7 +288,8 @@ static void test_interleave_window_costs_entries_not_pages(void **state)
     };
     map_init(&map, &root, 12);
     before = map.sections_nb;
-    phys_sections_add_interleave(&map, &root, &s);
+    i = phys_sections_add(&map, &s, &error_abort);
+    phys_sections_map_pages(&map, &root, base >> 12, size >> 12, i);
     phys_sections_compact(&map, &root);
     assert_int_equal(map.sections_nb - before, 1 + 4);
 

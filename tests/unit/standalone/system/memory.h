@@ -20,6 +20,8 @@ struct rcu_head {
 typedef struct MemoryRegion {
     const char *name;
     long refs;
+    bool readonly;
+    bool nonvolatile;
 } MemoryRegion;
 
 typedef struct FlatView FlatView;
