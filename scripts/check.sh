@@ -106,8 +106,14 @@ tier_demo() {
 # MMIO decode.  The full matrix is `make check-cxl-full`.
 tier_routing() {
     local log=$log_dir/routing.log
+    if ! make -s -C "$top/tests/cxl/guest" OUT="$build/guest" \
+            > "$log_dir/guest-build.log" 2>&1; then
+        cat "$log_dir/guest-build.log"
+        count "cxl routing qtests (guest payloads)" 0 1
+        return
+    fi
     /usr/bin/python3 "$top/tests/cxl/routing-test.py" --qemu-dir "$qemu_build" \
-        --tier "${1:-ci}" > "$log" 2>&1
+        --guest-dir "$build/guest" --tier "${1:-ci}" > "$log" 2>&1
     count_log "cxl routing qtests (${1:-ci})" "$log"
 }
 

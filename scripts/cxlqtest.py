@@ -67,8 +67,14 @@ class QEMU:
         for d in firmware_dirs:
             cmd += ["-L", d]
         self.log = open(os.path.join(self.dir, "stderr"), "w+")
+        # glibc fills freed memory (tcache off, or it would not): a use
+        # after free shows as a crash
+        env = dict(os.environ)
+        env.setdefault("MALLOC_PERTURB_", "165")
+        env.setdefault("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0")
         self.proc = subprocess.Popen(cmd + list(args), stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=self.log)
+                                     stdout=self.log, stderr=self.log,
+                                     env=env)
         try:
             self.q = self._accept(ls_q).makefile("rw")
             self.m = self._accept(ls_m).makefile("rw")

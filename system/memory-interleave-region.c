@@ -120,6 +120,9 @@ static MemoryInterleave *find_alias_pattern(MemoryRegion *c)
     QTAILQ_FOREACH(s, &c->subregions, subregions_link) {
         sub[n++] = s;
     }
+    if (int128_gethi(sub[0]->size)) {
+        return NULL;
+    }
     chunk = int128_get64(sub[0]->size);
     prio = sub[0]->priority;
     if (!chunk || chunk % page || int128_gethi(c->size) ||
@@ -231,4 +234,28 @@ uint8_t memory_region_interleave_dirty_log_mask(MemoryRegion *mr)
         mask |= memory_region_get_dirty_log_mask(il->entries[i].target);
     }
     return mask;
+}
+
+bool memory_region_interleave_nonvolatile(MemoryRegion *mr)
+{
+    MemoryInterleave *il = memory_region_get_interleave(mr);
+
+    /* the targets agree (memory_interleave_targets_ok()) */
+    return il && il->entries[0].target->nonvolatile;
+}
+
+void memory_region_interleave_set_dirty(MemoryRegion *mr, uint64_t addr,
+                                        uint64_t size)
+{
+    MemoryInterleave *il = memory_region_get_interleave(mr);
+
+    while (il && size) {
+        uint64_t target_offset, len = size;
+        unsigned e = memory_interleave_translate(il, addr, &target_offset,
+                                                 &len);
+
+        memory_region_set_dirty(il->entries[e].target, target_offset, len);
+        addr += len;
+        size -= len;
+    }
 }

@@ -177,8 +177,8 @@ static void dma_probe_cache(DMAProbeTestdev *s, bool is_write, Error **errp)
             s->mismatches += 8;
         }
     }
-    if (is_write) {
-        address_space_cache_invalidate(&cache, 0, s->len);
+    if (is_write && s->max_piece) {
+        address_space_cache_invalidate(&cache, 0, s->max_piece);
     }
     address_space_cache_destroy(&cache);
 }

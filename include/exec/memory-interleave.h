@@ -280,6 +280,20 @@ void memory_region_interleave_invalidate(struct MemoryRegion *container);
 void memory_region_interleave_finalize(struct MemoryRegion *mr);
 
 /*
+ * Whether the range a region served through an interleave renders is
+ * non-volatile: its targets' (they agree), for dump and the listeners.
+ */
+bool memory_region_interleave_nonvolatile(struct MemoryRegion *mr);
+
+/*
+ * memory_region_set_dirty() on a region served through an interleave (a
+ * listener that logs the window's range, vhost say): the bytes are the
+ * targets', so the targets' pages become dirty, chunk by chunk.
+ */
+void memory_region_interleave_set_dirty(struct MemoryRegion *mr,
+                                        uint64_t addr, uint64_t size);
+
+/*
  * Dirty logging a region served through an interleave needs: what its
  * targets need (the pages written are theirs).  0 for other regions.
  */

@@ -108,6 +108,12 @@ class Topology:
         elif self.backend == "file-private":    # the file never sees writes
             mem = ("memory-backend-file,id=m%d,share=off,mem-path=%s,size=%d"
                    % (i, path, self.dev_size))
+        elif self.backend == "file-readonly":   # a read-only image
+            with open(path, "wb") as f:     # 4 MiB of data, then a hole
+                f.write(pattern(0, 4 << 20, 0x100 + i))
+                f.truncate(self.dev_size)
+            mem = ("memory-backend-file,id=m%d,share=on,readonly=on,"
+                   "mem-path=%s,size=%d" % (i, path, self.dev_size))
         elif self.backend == "memfd":
             mem = "memory-backend-memfd,id=m%d,size=%d" % (i, self.dev_size)
         elif self.backend == "memfd-huge":

@@ -28,6 +28,7 @@ import hashlib
 import os
 import random
 import re
+import struct
 import subprocess
 import sys
 import time
@@ -363,6 +364,50 @@ def run_dma(rig, rng):
             in_backends(addr, size, seed + 2)
             r = op("cache-check", addr, size, seed + 2)
             check(r["mismatches"] == 0, "cache-check: %s" % r)
+        with Step("%s: unaligned ld/st across chunk edges" % mode):
+            # 8-byte accesses from 5 bytes before a chunk edge: every
+            # one of them straddles an edge or is next to one
+            for k, name in ((60, "ldst"), (70, "ldst-cached")):
+                addr, size = b + k * g - 5, 64
+                r = op(name + "-write", addr, size, seed + 3)
+                check(r["mismatches"] == 0, "%s-write: %s" % (name, r))
+                in_backends(addr, size, seed + 3)
+                r = op(name + "-check", addr, size, seed + 3)
+                check(r["mismatches"] == 0, "%s-check: %s" % (name, r))
+        with Step("%s: IOTLB entry" % mode):
+            # device 1, DPA 0x...123: the entry must name the guest page
+            addr = b + 5 * g + 0x123
+            op("iotlb", addr, 1, 0)
+            got = {k: q.qmp("qom-get", path=dev, property=k)
+                   for k in ("iotlb-addr", "iotlb-mask")}
+            check(got["iotlb-mask"] == TARGET_PAGE - 1 and
+                  got["iotlb-addr"] == addr & ~(TARGET_PAGE - 1),
+                  "address_space_get_iotlb_entry(0x%x): translated 0x%x "
+                  "mask 0x%x, expected the guest page 0x%x" % (
+                      addr, got["iotlb-addr"], got["iotlb-mask"],
+                      addr & ~(TARGET_PAGE - 1)))
+    with Step("DMA mapping held across an uncommit"):
+        rig.set_ram(True)
+        rig.expect_served("ram")
+        hold_across_uncommit(rig, op, in_backends, b + 2 * g, g, 13)
+
+
+def hold_across_uncommit(rig, op, in_backends, addr, size, seed):
+    """A device holds an address_space_map() of the window while the
+    guest uncommits it: the mapping stays valid until the device unmaps
+    it, and the bytes written through it land where the mapping pointed
+    when it was made (the route then), never in freed memory."""
+    r = op("hold-map", addr, size, 0)
+    check(r["pieces"] == 1 and r["max-piece"] == size,
+          "hold-map got %s" % r)
+    rig.unprogram()
+    rig.expect_served("mmio")
+    time.sleep(0.3)         # let RCU reclaim whatever the map no longer has
+    rig.q.qmp("qom-set", path="/machine/peripheral/dma", property="seed",
+              value=seed)
+    rig.q.qmp("qom-set", path="/machine/peripheral/dma", property="op",
+              value="hold-release")
+    in_backends(addr, size, seed)
 
 
 def run_sanitize(rig, rng):
@@ -517,6 +562,27 @@ def run_stitched(rig, rng):
         rig.unprogram()
         rig.expect_served("mmio")
         check(not stitched(), "stitched region left after uncommit")
+    with Step("DMA mapping of the stitched region held across an uncommit"):
+        place_and_check(rig, 3)
+        g = rig.topo.min_granule()
+
+        def op(name, addr, size, seed):
+            dev = "/machine/peripheral/dma"
+            for k, v in (("addr", addr), ("len", size), ("seed", seed)):
+                q.qmp("qom-set", path=dev, property=k, value=v)
+            q.qmp("qom-set", path=dev, property="op", value=name)
+            return {k: q.qmp("qom-get", path=dev, property=k)
+                    for k in ("pieces", "max-piece")}
+
+        def in_backends(addr, size, seed):
+            want = probe_bytes(addr, size, seed)
+            off = addr - rig.base
+            ep, dpa = rig.topo.route(rig.base, off)
+            with open(ep.path, "rb") as f:
+                f.seek(dpa)
+                check(f.read(size) == want, "bytes written through the held "
+                      "mapping are not in %s at DPA 0x%x" % (ep.name, dpa))
+        hold_across_uncommit(rig, op, in_backends, rig.base + g, g, 21)
     with Step("reprogrammed"):
         place_and_check(rig, 2)
         q.qmp("qom-set", path=rig.fmw, property="x-stitched", value=False)
@@ -526,6 +592,189 @@ def run_stitched(rig, rng):
     with Step("migration allowed"):
         q.qmp("migrate", uri="exec:cat > /dev/null")
         wait_migration(q, "outgoing")
+
+
+# The writer guest (tests/cxl/guest/writer-aarch64.S) on arm64 virt
+WRITER_PARAMS = 0x44000000
+WRITER_READY = 0x600df00d
+
+
+def q64(q, addr):
+    return struct.unpack("<Q", q.read(addr, 8))[0]
+
+
+def start_writer(rig, off, size):
+    """Start the writer guest (the rig was made with -S) over window
+    [off, off + size)."""
+    q = rig.q
+    q.write(WRITER_PARAMS, struct.pack("<6Q", rig.base + off, size, 0, 0, 0,
+                                       0))
+    q.qmp("cont")
+    wait_writer(rig, 1)
+
+
+def wait_writer(rig, passes, secs=30):
+    """Until the writer has completed @passes more passes."""
+    q, deadline = rig.q, time.time() + secs
+    start = q64(q, WRITER_PARAMS + 0x10)
+    while q64(q, WRITER_PARAMS + 0x10) < start + passes:
+        check(not q64(q, WRITER_PARAMS + 0x20),
+              "the writer took an exception: ESR 0x%x FAR 0x%x" % (
+                  q64(q, WRITER_PARAMS + 0x20), q64(q, WRITER_PARAMS + 0x28)))
+        check(time.time() < deadline, "the writer made no progress")
+        time.sleep(0.01)
+
+
+def check_writer_buffer(data, what):
+    """The buffer as the writer leaves it at any instant: words of pass g
+    below some offset, of pass g - 1 above it (it writes in address
+    order), each word holding its own offset."""
+    words = struct.unpack("<%dQ" % (len(data) // 8), data)
+    top = words[0] >> 32
+    for i, w in enumerate(words):
+        o, g = w & 0xffffffff, w >> 32
+        if o != i * 8 or g not in (top, top - 1) or \
+                (i and g > words[i - 1] >> 32):
+            raise Failure("%s: word at +0x%x is 0x%x (pass %d writes its "
+                          "offset; passes %d then %d expected)"
+                          % (what, i * 8, w, top, top, top - 1))
+
+
+def window_from_backends(rig, size):
+    """The first @size bytes of the window, read from the backend files
+    through the independent model."""
+    g, out = rig.topo.min_granule(), bytearray()
+    for off in range(0, size, g):
+        ep, dpa = rig.topo.route(rig.base, off)
+        with open(ep.path, "rb") as f:
+            f.seek(dpa)
+            out += f.read(g)
+    return bytes(out)
+
+
+def run_readonly(rig, rng):
+    """Type-3 devices with read-only backends (readonly=on): the decoders
+    commit, the window stays on the MMIO decode (a writable TLB pointer
+    into a read-only mapping killed QEMU on the guest's first store), a
+    guest store gets what the decode gives (a synchronous external abort
+    on arm64), and the files do not change."""
+    q, t = rig.q, rig.topo
+    before = rig.backend_digest()
+    with Step("committed"):
+        rig.program()
+    with Step("guest store"):
+        q.write(WRITER_PARAMS, struct.pack("<6Q", rig.base, 4096, 0, 0, 0, 0))
+        q.qmp("cont")
+        deadline = time.time() + 20
+        while not q64(q, WRITER_PARAMS + 0x20):
+            check(time.time() < deadline, "the guest's store to a read-only "
+                  "target was not refused (passes %d)"
+                  % q64(q, WRITER_PARAMS + 0x10))
+            time.sleep(0.01)
+        esr, far = (q64(q, WRITER_PARAMS + 0x20),
+                    q64(q, WRITER_PARAMS + 0x28))
+        # data abort from the current EL, synchronous external abort
+        check(esr >> 26 == 0x25 and esr & 0x3f == 0x10 and far == rig.base,
+              "expected a synchronous external abort at 0x%x, got ESR 0x%x "
+              "FAR 0x%x" % (rig.base, esr, far))
+        q.qmp("stop")
+    with Step("after"):
+        check(rig.backend_digest() == before, "a read-only backend changed")
+        rig.expect_served("mmio")
+        check(rig.read_window(1 << 20) == window_from_backends(rig, 1 << 20),
+              "the window does not read what the read-only files hold")
+
+
+def run_guest_writes(rig, rng):
+    """A guest writes the window without pause while its route changes:
+    RAM and MMIO in turn (every word must be where the decode puts it,
+    none lost), then an uncommit (its next store must fault: a stale TLB
+    entry would keep writing into a backend)."""
+    q, size = rig.q, 1 << 20
+    rig.program()
+    rig.expect_served("ram")
+    start_writer(rig, 0, size)
+    with Step("route flipped while the guest writes"):
+        for i in range(20):
+            rig.set_ram(i % 2 == 1)
+            wait_writer(rig, 1)
+        q.qmp("stop")
+        rig.expect_served("ram")
+        data = rig.read_window(size)
+        check_writer_buffer(data, "through the window")
+        check(window_from_backends(rig, size) == data,
+              "the backends do not hold what the window shows")
+        q.qmp("cont")
+        wait_writer(rig, 2)
+    with Step("uncommitted while the guest writes"):
+        # writes to an uncommitted window are dropped by the decode; a
+        # stale TLB entry would keep them landing in a backend
+        rig.unprogram()
+        rig.expect_served("mmio")
+        wait_writer(rig, 1)     # a whole pass after the flush
+        digest = rig.backend_digest()
+        wait_writer(rig, 3)
+        check(rig.backend_digest() == digest,
+              "the guest's writes still reach the backends after the "
+              "uncommit")
+        q.qmp("stop")
+        check(rig.read_window(size) == bytes(size),
+              "the uncommitted window does not read as zeros")
+        check_writer_buffer(window_from_backends(rig, size),
+                            "in the backends after the uncommit")
+
+
+def files_equal(a, b):
+    """Offset of the first differing byte of two files, or None."""
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        off = 0
+        while True:
+            x, y = fa.read(1 << 22), fb.read(1 << 22)
+            if x != y:
+                n = min(len(x), len(y))
+                i = next((i for i in range(n) if x[i] != y[i]), n)
+                return off + i
+            if not x:
+                return None
+            off += len(x)
+
+
+def run_live_migration(rig, rng):
+    """Live migration while a guest writes into the window the whole
+    time: once it completes, every byte of every destination backend is
+    the source's (a write the dirty tracking missed would differ)."""
+    t, q = rig.topo, rig.q
+    size = 4 << 20
+    with Step("source"):
+        rig.program()
+        rig.expect_served(expected_kind(t))
+        start_writer(rig, 0, size)
+    dt = moved_topology(t, os.path.join(t.tmp, "destination"))
+    os.makedirs(dt.tmp)
+    sock = os.path.join(dt.tmp, "migrate.sock")
+    dst = Rig(rig.qemu_dir, rig.machine, dt,
+              extra=rig.extra + ["-incoming", "unix:" + sock],
+              accel=rig.accel, enumerate=False)
+    try:
+        with Step("migration"):
+            q.qmp("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
+            before = q64(q, WRITER_PARAMS + 0x10)
+            q.qmp("migrate", uri="unix:" + sock)
+            wait_migration(q, "outgoing")
+            wait_migration(dst.q, "incoming")
+            passes = q64(q, WRITER_PARAMS + 0x10) - before
+            check(passes >= 1, "the guest wrote nothing during migration")
+        with Step("destination backends"):
+            for a, b in zip(t.eps, dt.eps):
+                off = files_equal(a.path, b.path)
+                if off is not None:
+                    raise Failure("%s differs from the source at DPA 0x%x "
+                                  "(%d passes written during migration)"
+                                  % (b.name, off, passes))
+            check_writer_buffer(window_from_backends(dst, size),
+                                "destination")
+    finally:
+        dst.close()
 
 
 def run_kvm_migration(rig, rng):
@@ -581,10 +830,14 @@ SCENARIOS = [
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--qemu-dir", required=True)
+    ap.add_argument("--guest-dir", default=None,
+                    help="guest payloads (default: QEMU_DIR/../guest)")
     ap.add_argument("--tier", choices=("ci", "full"), default="ci")
     ap.add_argument("-k", dest="match", default="")
     ap.add_argument("--seed", type=int, default=None)
     opt = ap.parse_args()
+    opt.guest_dir = os.path.abspath(opt.guest_dir or
+                                    os.path.join(opt.qemu_dir, "..", "guest"))
     seed = opt.seed if opt.seed is not None else random.randrange(1 << 32)
     print("routing-test: seed %d" % seed)
     runner = Runner(opt.match)
@@ -617,10 +870,21 @@ def main():
         run("%s-savevm" % machine, machine, [[None] * 4], run_savevm,
             gw=4096, ghb=4096, gep=4096)
         run("%s-stitched" % machine, machine, [[None] * 2], run_stitched,
-            gw=16384, ghb=16384, gep=16384)
+            gw=16384, ghb=16384, gep=16384,
+            extra=["-device", "x-dma-probe-testdev,id=dma"])
         run("%s-dma" % machine, machine, [[None] * 4], run_dma,
             gw=4096, ghb=4096, gep=4096,
             extra=["-device", "x-dma-probe-testdev,id=dma"])
+    # a guest (arm64 virt, TCG) that writes into the window
+    writer = ["-bios", os.path.join(opt.guest_dir, "writer-aarch64.bin"),
+              "-S"]
+    run("virt-readonly-backend", "virt", [[None] * 2], run_readonly,
+        extra=writer, accel="tcg", backend="file-readonly",
+        gw=4096, ghb=4096, gep=4096)
+    run("virt-guest-writes", "virt", [[None] * 2], run_guest_writes,
+        extra=writer, accel="tcg", gw=4096, ghb=4096, gep=4096)
+    run("virt-live-migration", "virt", [[None] * 2], run_live_migration,
+        extra=writer, accel="tcg", gw=4096, ghb=4096, gep=4096)
     # KVM (vCPUs never run here: these machines' KVM cannot run a stock
     # guest): migration of a committed window, skipped without /dev/kvm
     if os.access("/dev/kvm", os.R_OK | os.W_OK):

@@ -320,6 +320,108 @@ static void test_interleave_window_costs_entries_not_pages(void **state)
     memory_interleave_unref(il);
 }
 
+/*
+ * An overlay over part of an interleave leaves pieces that are not page
+ * aligned: each piece is a section of its own (in a subpage map where it
+ * shares a page), and translation through it stops at its end, not only
+ * at the chunk end, so that the overlay keeps the bytes it covers.
+ */
+static void test_interleave_partial_section_stops_at_its_end(void **state)
+{
+    MemoryRegion t[2] = { { .name = "t0" }, { .name = "t1" } };
+    MemoryRegion win = { .name = "window" };
+    const uint64_t chunk = 16384, size = 1 << 20, base = 1ULL << 32;
+    MemoryInterleaveEntry e[2];
+    MemoryInterleave *il;
+    PhysPageMap map;
+    PhysPageEntry root;
+    uint32_t i;
+
+    for (i = 0; i < 2; i++) {
+        e[i] = (MemoryInterleaveEntry) { &t[i], size / 2, 0, chunk };
+    }
+    il = memory_interleave_new(size, chunk, 2, e, 4096, &error_abort);
+    map_init(&map, &root, 12);
+    /* pieces of the window around an overlay at [0x800, 0x5800) */
+    {
+        static const struct { uint64_t off, len; } piece[] = {
+            { 0, 0x800 }, { 0x5800, 0x800 }, { 0x6000, 0x2000 },
+        };
+        MemoryRegionSection *sec[3];
+
+        for (i = 0; i < 3; i++) {
+            MemoryRegionSection s = {
+                .mr = &win, .size = int128_make64(piece[i].len),
+                .offset_within_address_space = base + piece[i].off,
+                .offset_within_region = piece[i].off, .interleave = il,
+            };
+            uint32_t w = phys_sections_add(&map, &s, &error_abort);
+
+            assert_int_not_equal(w, PHYS_MAP_NODE_NIL);
+            sec[i] = &map.sections[w];
+        }
+        for (i = 0; i < 3; i++) {
+            uint64_t off;
+
+            for (off = piece[i].off; off < piece[i].off + piece[i].len;
+                 off += 0x100) {
+                hwaddr xlat, len = 1 << 20;
+                uint64_t c = off / chunk;
+                MemoryRegionSection *ts =
+                    phys_sections_translate_interleave(&map, sec[i],
+                                                       base + off, &xlat,
+                                                       &len);
+                uint64_t want_len = MIN(chunk - off % chunk,
+                                        piece[i].off + piece[i].len - off);
+
+                if (ts->mr != &t[c % 2] ||
+                    xlat != (c / 2) * chunk + off % chunk ||
+                    len != want_len) {
+                    fail_msg("piece %u offset 0x%" PRIx64 ": %s +0x%"
+                             PRIx64 " len 0x%" PRIx64 ", expected %s +0x%"
+                             PRIx64 " len 0x%" PRIx64, i, off, ts->mr->name,
+                             xlat, len, t[c % 2].name,
+                             (c / 2) * chunk + off % chunk, want_len);
+                }
+            }
+        }
+    }
+    /* 3 pieces, each the window section and its 2 entry sections */
+    assert_int_equal(map.sections_nb, 1 + 3 * 3);
+    phys_sections_free(&map, destroy);
+    memory_interleave_unref(il);
+}
+
+/* A read-only target's entry section is read-only, whatever the window. */
+static void test_interleave_entry_takes_target_flags(void **state)
+{
+    MemoryRegion t[2] = { { .name = "ro", .readonly = true },
+                          { .name = "pmem", .nonvolatile = true } };
+    MemoryRegion win = { .name = "window" };
+    MemoryInterleaveEntry e[2];
+    MemoryInterleave *il;
+    MemoryRegionSection s;
+    PhysPageMap map;
+    PhysPageEntry root;
+    uint32_t w, i;
+
+    for (i = 0; i < 2; i++) {
+        e[i] = (MemoryInterleaveEntry) { &t[i], 1 << 20, 0, 4096 };
+    }
+    il = memory_interleave_new(2 << 20, 4096, 2, e, 4096, &error_abort);
+    s = (MemoryRegionSection) {
+        .mr = &win, .size = int128_make64(2 << 20), .interleave = il,
+    };
+    map_init(&map, &root, 12);
+    w = phys_sections_add(&map, &s, &error_abort);
+    assert_true(map.sections[w + 1].readonly);
+    assert_false(map.sections[w + 1].nonvolatile);
+    assert_false(map.sections[w + 2].readonly);
+    assert_true(map.sections[w + 2].nonvolatile);
+    phys_sections_free(&map, destroy);
+    memory_interleave_unref(il);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +434,8 @@ int main(void)
         cmocka_unit_test(test_sections_real_ceiling_is_26_bits),
         cmocka_unit_test(test_sections_large_ranges),
         cmocka_unit_test(test_interleave_window_costs_entries_not_pages),
+        cmocka_unit_test(test_interleave_partial_section_stops_at_its_end),
+        cmocka_unit_test(test_interleave_entry_takes_target_flags),
     };
 
     return cmocka_run_group_tests_name("physmem-sections", tests, NULL, NULL);
