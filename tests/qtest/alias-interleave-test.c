@@ -121,7 +121,8 @@ static void test_aliases_coalesce_into_one_interleave(const void *data)
     g_autofree char *flat = NULL, *disp = NULL;
     g_autofree char *range = NULL;
     g_auto(GStrv) lines = NULL;
-    unsigned in_window = 0, target_sections = 0, i;
+    unsigned in_window = 0, target_sections = 0, window_sections = 0;
+    unsigned mapped_targets = 0, i;
     const char *p;
 
     qts = qtest_initf("-machine %s -accel qtest "
@@ -139,7 +140,10 @@ static void test_aliases_coalesce_into_one_interleave(const void *data)
     g_assert(g_str_has_prefix(strchr(p, ':'),
                               ": alias-il-container [interleave 4 x 0x4000:"));
 
-    /* no per-alias range anywhere inside the window, in any view */
+    /*
+     * No per-alias range anywhere inside the window: exactly one range,
+     * in the one view (under qtest) that renders system memory.
+     */
     lines = g_strsplit(flat, "\n", -1);
     for (i = 0; lines[i]; i++) {
         uint64_t start;
@@ -150,18 +154,133 @@ static void test_aliases_coalesce_into_one_interleave(const void *data)
         }
     }
     g_test_message("%s: %u ranges in the window", machine, in_window);
-    g_assert_cmpuint(in_window, >=, 1);
-    g_assert_cmpuint(in_window, <=, 4);     /* one per flat view */
+    g_assert_cmpuint(in_window, ==, 1);
 
-    /* the targets appear once as mapped RAM and once per entry */
+    /*
+     * The dispatch: one window section, then one entry section per target
+     * (entry e names target e), and the targets' own mappings; nothing
+     * else names a target.
+     */
     disp = qtest_hmp(qts, "info mtree -f -d");
-    for (p = strstr(disp, " alias-il-target"); p;
-         p = strstr(p + 1, " alias-il-target")) {
-        target_sections++;
+    g_strfreev(lines);
+    lines = g_strsplit(disp, "\n", -1);
+    for (i = 0; lines[i]; i++) {
+        unsigned e, w, j;
+        char name[32];
+
+        if (strstr(lines[i], " alias-il-container [interleave]")) {
+            window_sections++;
+        } else if (sscanf(lines[i], " #%u entry %u of #%u: %31s", &j, &e,
+                          &w, name) == 4) {
+            g_autofree char *want = g_strdup_printf("alias-il-target%u", e);
+
+            g_assert_cmpstr(name, ==, want);
+            target_sections++;
+        } else if (strstr(lines[i], " @") &&
+                   strstr(lines[i], " alias-il-target")) {
+            mapped_targets++;
+        }
     }
-    g_test_message("%s: %u sections name a target", machine,
-                   target_sections);
-    g_assert_cmpuint(target_sections, <, 64);
+    g_test_message("%s: %u window, %u entry and %u target sections", machine,
+                   window_sections, target_sections, mapped_targets);
+    g_assert_cmpuint(window_sections, ==, 1);
+    g_assert_cmpuint(target_sections, ==, TARGETS);
+    g_assert_cmpuint(mapped_targets, ==, TARGETS);
+    qtest_quit(qts);
+}
+
+/*
+ * A second container of aliases over part of the first, 0x800 bytes in
+ * (itself not page aligned, so rendered alias by alias): the first is
+ * left with a piece that is not page aligned before the overlay and one
+ * that starts inside a page after it.  Both render as pieces of its
+ * interleave (an assertion aborted QEMU before), and every byte goes to
+ * the container on top at its address, including an access straddling
+ * the edge between the two.
+ */
+#define OVL_COUNT1      256                 /* 4 MiB at WINDOW */
+#define OVL_COUNT2      128                 /* 2 MiB at WINDOW + 0x800 */
+#define OVL_SHIFT       0x800
+#define OVL_TARGETS2    0xa0000000000ULL    /* 10 TiB */
+
+/* The target address of window offset @o: container 2 over its range. */
+static uint64_t overlay_target(uint64_t o)
+{
+    uint64_t base = TARGETS_AT, per = OVL_COUNT1 / TARGETS * GRANULE;
+    uint64_t rel = o, i;
+
+    if (o >= OVL_SHIFT && o < OVL_SHIFT + (uint64_t)OVL_COUNT2 * GRANULE) {
+        base = OVL_TARGETS2;
+        per = OVL_COUNT2 / TARGETS * GRANULE;
+        rel = o - OVL_SHIFT;
+    }
+    i = rel / GRANULE;
+    return base + (i % TARGETS) * per + (i / TARGETS) * GRANULE +
+           rel % GRANULE;
+}
+
+static void test_overlay_leaves_partial_interleave(const void *data)
+{
+    const char *machine = data;
+    const uint64_t size1 = (uint64_t)OVL_COUNT1 * GRANULE;
+    const uint64_t end2 = OVL_SHIFT + (uint64_t)OVL_COUNT2 * GRANULE;
+    g_autofree char *flat = NULL, *head = NULL, *tail = NULL;
+    g_autofree char *tail_desc = NULL;
+    QTestState *qts;
+    uint64_t o;
+
+    qts = qtest_initf("-machine %s -accel qtest "
+                      "-device x-alias-interleave-testdev,id=il1,count=%u,"
+                      "granule=%u,targets=%u,addr=0x%" PRIx64
+                      ",targets-addr=0x%" PRIx64 " "
+                      "-device x-alias-interleave-testdev,id=il2,count=%u,"
+                      "granule=%u,targets=%u,addr=0x%" PRIx64
+                      ",targets-addr=0x%" PRIx64 ",names=none",
+                      machine, OVL_COUNT1, GRANULE, TARGETS,
+                      (uint64_t)WINDOW, (uint64_t)TARGETS_AT,
+                      OVL_COUNT2, GRANULE, TARGETS,
+                      (uint64_t)WINDOW + OVL_SHIFT, OVL_TARGETS2);
+
+    /* the first container's two pieces, each one interleave range */
+    flat = qtest_hmp(qts, "info mtree -f");
+    head = g_strdup_printf("%016" PRIx64 "-%016" PRIx64 " ", (uint64_t)WINDOW,
+                           (uint64_t)WINDOW + OVL_SHIFT - 1);
+    tail = g_strdup_printf("%016" PRIx64 "-%016" PRIx64 " ",
+                           (uint64_t)WINDOW + end2,
+                           (uint64_t)WINDOW + size1 - 1);
+    g_assert_nonnull(strstr(flat, head));
+    g_assert_nonnull(strstr(flat, tail));
+    g_assert(g_str_has_prefix(strchr(strstr(flat, head), ':'),
+                              ": alias-il-container [interleave 4 x 0x4000:"));
+    tail_desc = g_strdup_printf(": alias-il-container @%016" PRIx64
+                                " [interleave 4 x 0x4000:", end2);
+    g_assert(g_str_has_prefix(strchr(strstr(flat, tail), ':'), tail_desc));
+
+    /* around both edges, then across the whole first container */
+    for (o = 0; o < size1; o += o < 0x3000 ||
+         (o > end2 - 0x3000 && o < end2 + 0x3000) ? 8 : 0x1f08) {
+        qtest_writeq(qts, WINDOW + o, 0x5a00000000000000ULL | o);
+    }
+    for (o = 0; o < size1; o += o < 0x3000 ||
+         (o > end2 - 0x3000 && o < end2 + 0x3000) ? 8 : 0x1f08) {
+        uint64_t got = qtest_readq(qts, overlay_target(o));
+
+        if (got != (0x5a00000000000000ULL | o)) {
+            g_test_message("window +0x%" PRIx64 ": target 0x%" PRIx64
+                           " holds 0x%" PRIx64, o, overlay_target(o), got);
+            g_assert_cmphex(got, ==, 0x5a00000000000000ULL | o);
+        }
+    }
+    /* 8 bytes straddling each edge: 4 in one container, 4 in the other */
+    qtest_writeq(qts, WINDOW + OVL_SHIFT - 4, 0x1122334455667788ULL);
+    g_assert_cmphex(qtest_readl(qts, overlay_target(OVL_SHIFT - 4)), ==,
+                    0x55667788);
+    g_assert_cmphex(qtest_readl(qts, overlay_target(OVL_SHIFT)), ==,
+                    0x11223344);
+    qtest_writeq(qts, WINDOW + end2 - 4, 0x99aabbccddeeff00ULL);
+    g_assert_cmphex(qtest_readl(qts, overlay_target(end2 - 4)), ==,
+                    0xddeeff00);
+    g_assert_cmphex(qtest_readl(qts, overlay_target(end2)), ==, 0x99aabbcc);
     qtest_quit(qts);
 }
 
@@ -323,6 +442,14 @@ int main(int argc, char **argv)
 
         qtest_add_data_func(path, machine,
                             test_aliases_coalesce_into_one_interleave);
+    }
+    {
+        g_autofree char *path = g_strdup_printf(
+            "/alias-interleave/%s/overlay-leaves-partial-interleave",
+            machine);
+
+        qtest_add_data_func(path, machine,
+                            test_overlay_leaves_partial_interleave);
     }
     if (g_str_equal(arch, "aarch64") && qtest_has_accel("tcg")) {
         qtest_add_func("/alias-interleave/virt/tcg-io-tlb-past-page-size",
