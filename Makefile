@@ -27,7 +27,7 @@ NINJA_PROGRESS   := awk -F'[][/]' '!/^\[/ || $$2 % 250 == 0 || $$2 == $$3 { prin
 export QEMU_DEB_VERSION
 
 .PHONY: all deps fetch apply qemu run check check-fast check-upstream check-cxl-full \
-        fuzz asan fuzz-asan stress e2e e2e-image \
+        fuzz asan fuzz-asan check-asan stress e2e e2e-image \
         configure baseline baseline-apply baseline-configure bench \
         clean distclean
 
@@ -112,9 +112,16 @@ stress: qemu
 
 asan: apply
 	@scripts/configure.sh $(SRC) $(ASAN_BUILD) $(CONFIGURE_FLAGS) \
-	    --target-list=x86_64-softmmu --enable-asan --enable-ubsan
-	@ninja -C $(ASAN_BUILD) qemu-system-x86_64 | $(NINJA_PROGRESS)
+	    --enable-asan --enable-ubsan
+	@ninja -C $(ASAN_BUILD) qemu-system-x86_64 qemu-system-aarch64 qemu-img \
+	    | $(NINJA_PROGRESS)
 	@scripts/firmware-links.sh $(ASAN_BUILD) $(FIRMWARE_PATH)
+
+# The routing, KVM-slot (stitched mappings included), TCG guest (route
+# flips under atomics) and fuzz tiers against the ASan/UBSan build; a
+# second build, so not part of make check.
+check-asan: asan
+	@scripts/check.sh asan
 
 fuzz-asan: asan
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

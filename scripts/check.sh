@@ -230,6 +230,18 @@ fast)
     tier_standalone ;;
 cxl-full)
     tier_routing full ;;
+asan)
+    # the same tiers against make asan's build: a report aborts QEMU,
+    # which fails the scenario that ran it
+    qemu_build=$build/asan
+    log_dir=$build/check-logs/asan
+    mkdir -p "$log_dir"
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+    tier_routing ci
+    tier_kvm
+    tier_guest
+    tier_fuzz ;;
 all)
     tier_standalone
     tier_meson
@@ -241,7 +253,7 @@ all)
     tier_hotplug
     tier_e2e ;;
 *)
-    echo "usage: check.sh [fast|all|cxl-full|e2e-full]" >&2
+    echo "usage: check.sh [fast|all|cxl-full|e2e-full|asan]" >&2
     exit 2 ;;
 esac
 

@@ -23,7 +23,10 @@
 
 bool kvm_interleave_map(MemoryRegionSection *section)
 {
+    /* what was said already: once per window and reason */
+    static GHashTable *warned;
     Error *err = NULL;
+    char *msg;
 
     if (memory_interleave_map_host(section->interleave, &err)) {
         return true;
@@ -32,7 +35,17 @@ bool kvm_interleave_map(MemoryRegionSection *section)
                   "guest accesses will exit to QEMU: ",
                   memory_region_name(section->mr),
                   section->offset_within_address_space);
-    warn_report_err(err);
+    if (!warned) {
+        warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    }
+    /* the reason up to its details (how many mappings are in use now) */
+    msg = g_strndup(error_get_pretty(err),
+                    strcspn(error_get_pretty(err), ";"));
+    if (g_hash_table_add(warned, msg)) {
+        warn_report_err(err);
+    } else {
+        error_free(err);
+    }
     return false;
 }
 

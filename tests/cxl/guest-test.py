@@ -10,10 +10,12 @@ flags and clears a read-only bit in descriptors that live in the window,
 atomically), run code written into the window, rewrite it and run it again
 (stale translated code would mean the target RAM's pages are not tracked),
 and race on counters in the window with exclusives and LSE
-(arm64) or lock-prefixed instructions (x86).  Each machine runs twice:
-with the window served as RAM (our route) and forced to MMIO (x-ram off),
-and both must give exactly the counts the code implies, in the right
-device's backend file.
+(arm64) or lock-prefixed instructions (x86).  Each machine runs three times:
+with the window served as RAM (our route), forced to MMIO (x-ram off),
+and flipped between the two 1000 times while the atomics run (the
+serialised step of an atomic on MMIO racing the map changes); each must
+give exactly the counts the code implies, in the right device's backend
+file.
 
 Usage: guest-test.py --qemu-dir BUILD --guest-dir BUILD/guest
 """
@@ -31,6 +33,10 @@ from cxltopo import Failure, Rig, Step, Topology, check  # noqa: E402
 
 ITERATIONS = 20000
 CPUS = 2
+# flip mode: route changes while the atomics run, and enough iterations
+# that the guest outlasts them
+FLIPS = 1000
+FLIP_ITERATIONS = 40000000
 
 def q64(q, addr):
     return struct.unpack("<Q", q.read(addr, 8))[0]
@@ -81,7 +87,8 @@ GUESTS = {
 }
 
 
-def run_guest(qemu_dir, guest_dir, g, mode, tmp):
+def run_guest(qemu_dir, guest_dir, g, mode, tmp, flip_iterations):
+    iterations = flip_iterations if mode == "flip" else ITERATIONS
     topo = Topology(tmp, [[None] * 4], 4096, 4096, None, 4096)
     rig = Rig(qemu_dir, g["machine"], topo, accel="tcg",
               extra=g["extra"] + ["-smp", str(CPUS), "-bios",
@@ -92,25 +99,33 @@ def run_guest(qemu_dir, guest_dir, g, mode, tmp):
               % (base, g["window"]))
         with Step("commit"):
             rig.program()
-            if mode == "mmio":
+            if mode != "ram":
                 rig.set_ram(False)
-            rig.expect_served(mode)
+            rig.expect_served("mmio" if mode != "ram" else "ram")
         a, pt, code = base + 0x100000, base + 0x200000, base + 0x300000
         block = bytearray(0x80)
-        struct.pack_into("<QQQ", block, 0, a, ITERATIONS, pt)
+        struct.pack_into("<QQQ", block, 0, a, iterations, pt)
         struct.pack_into("<Q", block, g["code_param"], code)
         q.write(p, bytes(block))
         q.write(a, bytes(64))
-        t0 = time.time()
+        t0, flips = time.time(), 0
         q.qmp("cont")
         while q64(q, p + 0x28) != 0x600df00d:
-            check(time.time() - t0 < 120, "guest did not finish (CPU 1 done "
+            check(time.time() - t0 < 600, "guest did not finish (CPU 1 done "
                   "%d, word at +0x30: %d)" % (q64(q, p + 0x20),
                                              q64(q, p + 0x30)))
-            time.sleep(0.02)
+            if mode == "flip" and flips < FLIPS:
+                flips += 1
+                # end on RAM, where the rest runs fast
+                rig.set_ram(flips % 2 == 1 or flips == FLIPS)
+            else:
+                time.sleep(0.02)
         took = time.time() - t0
         q.qmp("stop")
-        n = CPUS * ITERATIONS
+        if mode == "flip":
+            check(flips == FLIPS, "the guest finished after %d route flips, "
+                  "before %d" % (flips, FLIPS))
+        n = CPUS * iterations
         with Step("atomics"):
             got = struct.unpack("<6Q", q.read(a, 48))
             for name, v, w in zip(g["names"], got, (n, 3 * n, n, 0, n, n)):
@@ -137,16 +152,21 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--qemu-dir", required=True)
     ap.add_argument("--guest-dir", required=True)
+    ap.add_argument("--flip-iterations", type=int, default=FLIP_ITERATIONS,
+                    help="atomics per CPU in the flip runs (enough to "
+                    "outlast %d route flips)" % FLIPS)
     opt = ap.parse_args()
     passed = failed = 0
     for name, g in GUESTS.items():
-        for mode in ("ram", "mmio"):
+        for mode in ("ram", "mmio", "flip"):
             tmp = tempfile.mkdtemp(prefix="cxl-guest-")
             try:
-                took = run_guest(opt.qemu_dir, opt.guest_dir, g, mode, tmp)
+                took = run_guest(opt.qemu_dir, opt.guest_dir, g, mode, tmp,
+                                 opt.flip_iterations)
                 passed += 1
-                print("ok   %s window as %-4s guest ran %.2fs"
-                      % (name, mode, took))
+                print("ok   %s window as %-4s guest ran %.2fs%s"
+                      % (name, mode, took, " (%d route flips)" % FLIPS
+                         if mode == "flip" else ""))
             except (Failure, RuntimeError, OSError) as e:
                 failed += 1
                 print("FAIL %s window as %-4s %s" % (name, mode, e))
