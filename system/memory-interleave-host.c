@@ -147,8 +147,13 @@ void *memory_interleave_map_host(MemoryInterleave *il, Error **errp)
     if (!map_count(&in_use, &max, errp)) {
         return NULL;
     }
+    /*
+     * The value named leaves MAP_COUNT_HEADROOM for the rest of the
+     * process; the check, half of it, so that the process may grow a
+     * little between the warning and a retry at that value.
+     */
     need = in_use + runs + MAP_COUNT_HEADROOM;
-    if (need > max) {
+    if (need - MAP_COUNT_HEADROOM / 2 > max) {
         error_setg(errp, "stitching a window of 0x%" PRIx64 " bytes at "
                    "granule 0x%" PRIx64 " takes %" PRIu64 " mappings; with %"
                    PRIu64 " in use, vm.max_map_count must be at least %"
