@@ -242,6 +242,23 @@ def run_inconsistent_levels(rig, rng):
     rig.set_ram(True)
 
 
+def unplug_first(rig):
+    """Unplug the type-3 device behind the first root port of the first
+    host bridge, answering the attention button as a guest would."""
+    q, gone = rig.q, rig.topo.eps[0]
+    q.qmp("device_del", id=gone.name)
+    # the guest's answer to the attention button: slot power off
+    hb_bus = 16
+    cap = pcie_cap(q, hb_bus, 0)
+    ctl = q.cfg_read32(hb_bus, 0, 0, cap + 0x18) & 0xffff
+    q.cfg_write32(hb_bus, 0, 0, cap + 0x18, ctl | 0x400 | 0x300)
+    deadline = time.time() + 10
+    while any(c["name"] == gone.name for c in
+              q.qmp("qom-list", path="/machine/peripheral")):
+        check(time.time() < deadline, "%s was not unplugged" % gone.name)
+        time.sleep(0.05)
+
+
 def run_hot_unplug(rig, rng):
     """A type-3 device unplugged from under a committed RAM window: the
     RAM route goes, its backend receives nothing more, the others keep
@@ -253,17 +270,7 @@ def run_hot_unplug(rig, rng):
     with open(gone.path, "rb") as f:
         before = f.read(CHECK_BYTES)
     with Step("unplug"):
-        q.qmp("device_del", id=gone.name)
-        # the guest's answer to the attention button: slot power off
-        hb_bus = 16
-        cap = pcie_cap(q, hb_bus, 0)
-        ctl = q.cfg_read32(hb_bus, 0, 0, cap + 0x18) & 0xffff
-        q.cfg_write32(hb_bus, 0, 0, cap + 0x18, ctl | 0x400 | 0x300)
-        deadline = time.time() + 10
-        while any(c["name"] == gone.name for c in
-                  q.qmp("qom-list", path="/machine/peripheral")):
-            check(time.time() < deadline, "%s was not unplugged" % gone.name)
-            time.sleep(0.05)
+        unplug_first(rig)
     with Step("after unplug"):
         flat = q.hmp("info mtree -f")
         check(not re.search(r"\[interleave [^]]*\bm0 \+", flat),
@@ -724,6 +731,44 @@ def run_guest_writes(rig, rng):
                             "in the backends after the uncommit")
 
 
+def run_guest_writes_unplug(rig, rng):
+    """A device unplugged while a guest writes the window: from then on
+    its backend receives nothing (no stale TLB entry, no cached route),
+    the other device keeps receiving the granules the decode gives it."""
+    q, size = rig.q, 1 << 20
+    t = rig.topo
+    rig.program()
+    rig.expect_served("ram")
+    start_writer(rig, 0, size)
+    gone = t.eps[0]
+    with Step("unplugged while the guest writes"):
+        unplug_first(rig)
+        rig.expect_served("mmio")
+        wait_writer(rig, 1)     # a whole pass after the flush
+        with open(gone.path, "rb") as f:
+            before = f.read(size)
+        wait_writer(rig, 3)
+        with open(gone.path, "rb") as f:
+            check(f.read(size) == before, "the guest's writes still reach "
+                  "the unplugged device's backend")
+        q.qmp("stop")
+        # the remaining device holds the writer's latest pass
+        g = t.min_granule()
+        words = []
+        for off in range(0, size, g):
+            ep, dpa = t.route(rig.base, off)
+            if ep is gone:
+                continue
+            with open(ep.path, "rb") as f:
+                f.seek(dpa)
+                words.append(f.read(g))
+        got = set(struct.unpack("<%dQ" % (len(b"".join(words)) // 8),
+                                b"".join(words)))
+        top = max(w >> 32 for w in got)
+        check(top >= q64(q, WRITER_PARAMS + 0x10),
+              "%s missed the writes made after the unplug" % t.eps[1].name)
+
+
 def files_equal(a, b):
     """Offset of the first differing byte of two files, or None."""
     with open(a, "rb") as fa, open(b, "rb") as fb:
@@ -883,6 +928,9 @@ def main():
         gw=4096, ghb=4096, gep=4096)
     run("virt-guest-writes", "virt", [[None] * 2], run_guest_writes,
         extra=writer, accel="tcg", gw=4096, ghb=4096, gep=4096)
+    run("virt-guest-writes-unplug", "virt", [[None] * 2],
+        run_guest_writes_unplug, extra=writer, accel="tcg",
+        gw=4096, ghb=4096, gep=4096)
     run("virt-live-migration", "virt", [[None] * 2], run_live_migration,
         extra=writer, accel="tcg", gw=4096, ghb=4096, gep=4096)
     # KVM (vCPUs never run here: these machines' KVM cannot run a stock
