@@ -23,7 +23,9 @@
 #include "qapi/error.h"
 #include "qapi/visitor.h"
 #include "qemu/rcu.h"
-#include "migration/blocker.h"
+#include "system/address-spaces.h"
+#include "system/ramblock.h"
+#include "system/physmem.h"
 #include "qom/object.h"
 #include "exec/memory-interleave.h"
 #include "exec/target_page.h"
@@ -63,7 +65,6 @@ struct CXLFMWRouting {
     unsigned nb_cur;
     bool ram_enabled;          /* x-ram property */
     bool stitch;               /* x-stitched property */
-    Error *migration_blocker;  /* while a piece is stitched */
 };
 
 /*
@@ -308,13 +309,62 @@ static bool cxl_fmw_ranges_equal(const CXLFMWRamRange *a, unsigned na,
  * interleave's stitched host mapping (exec/memory-interleave.h) instead of
  * the interleave's per-chunk translation: what KVM gets anyway, offered
  * to TCG so that the mapping can be exercised by a guest that runs.
- * Writes through it are dirty in that region, not in the devices'
- * backends, so migration is blocked while it is in use.
  */
+/*
+ * Guest writes through a stitched piece dirty the piece's own RAM block,
+ * which is not migrated (nothing registers it); the bytes are the
+ * targets'.  At every dirty-log sync (migration's, before it reads the
+ * targets' bitmaps; after the accelerator's, whose bits it moves), the
+ * chunks written since the last sync are marked dirty in the targets.
+ */
+static void cxl_fmw_stitched_log_sync(MemoryListener *listener,
+                                      MemoryRegionSection *section)
+{
+    CXLFMWStitched *st = (CXLFMWStitched *)
+        object_dynamic_cast(section->mr->owner, TYPE_CXL_FMW_STITCHED);
+    ram_addr_t base;
+    uint64_t off, end;
+
+    if (!st || section->mr != &st->mr) {
+        return;
+    }
+    base = memory_region_get_ram_addr(&st->mr);
+    off = QEMU_ALIGN_DOWN(section->offset_within_region, st->il->chunk);
+    end = section->offset_within_region + int128_get64(section->size);
+    for (; off < end; off += st->il->chunk) {
+        uint64_t target_offset, len = st->il->chunk;
+        unsigned e;
+
+        if (!physical_memory_test_and_clear_dirty(base + off, len,
+                                                  DIRTY_MEMORY_MIGRATION)) {
+            continue;
+        }
+        e = memory_interleave_translate(st->il, off, &target_offset, &len);
+        memory_region_set_dirty(st->il->entries[e].target, target_offset,
+                                len);
+    }
+}
+
+static MemoryListener cxl_fmw_stitched_listener = {
+    .name = "cxl-fmw-stitched",
+    .log_sync = cxl_fmw_stitched_log_sync,
+    .priority = MEMORY_LISTENER_PRIORITY_ACCEL + 1,
+};
+
+static void cxl_fmw_stitched_listen(void)
+{
+    static bool listening;
+
+    if (!listening) {
+        memory_listener_register(&cxl_fmw_stitched_listener,
+                                 &address_space_memory);
+        listening = true;
+    }
+}
+
 static CXLFMWStitched *cxl_fmw_stitched_new(CXLFixedWindow *fw, unsigned i,
                                             MemoryInterleave *il)
 {
-    CXLFMWRouting *r = fw->routing;
     g_autofree char *name = g_strdup_printf(
         "cxl-fixed-memory-region.stitched%u", i);
     g_autofree char *child = g_strdup_printf("stitched%u", i);
@@ -327,16 +377,7 @@ static CXLFMWStitched *cxl_fmw_stitched_new(CXLFixedWindow *fw, unsigned i,
         warn_report_err(err);
         return NULL;
     }
-    if (!r->migration_blocker) {
-        error_setg(&r->migration_blocker, "CXL window %d is served through "
-                   "its stitched host mapping (x-stitched=on): its dirty "
-                   "pages are not tracked in the devices' backends",
-                   fw->index);
-        if (migrate_add_blocker(&r->migration_blocker, &err) < 0) {
-            warn_report_err(err);
-            return NULL;
-        }
-    }
+    cxl_fmw_stitched_listen();
     st = CXL_FMW_STITCHED(object_new(TYPE_CXL_FMW_STITCHED));
     object_property_add_child(OBJECT(fw), child, OBJECT(st));
     object_unref(OBJECT(st));           /* the window holds it now */
@@ -364,21 +405,6 @@ static void cxl_fmw_stitched_register_types(void)
 }
 
 type_init(cxl_fmw_stitched_register_types)
-
-/* Migration is blocked while a piece is stitched, and only then. */
-static void cxl_fmw_update_blocker(CXLFMWRouting *r)
-{
-    unsigned i;
-
-    for (i = 0; i < r->nb_cur; i++) {
-        if (r->stitched[i]) {
-            return;
-        }
-    }
-    if (r->migration_blocker) {
-        migrate_del_blocker(&r->migration_blocker);
-    }
-}
 
 /* Take every RAM piece of @fw out of it; inside a transaction. */
 static void cxl_fmw_unmap_pieces(CXLFixedWindow *fw)
@@ -473,7 +499,6 @@ static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
     }
     r->nb_cur = nb_next;
     memory_region_transaction_commit();
-    cxl_fmw_update_blocker(r);
 }
 
 /* Append the boundaries of @cs's committed HDM decoders to @cuts. */
@@ -594,7 +619,6 @@ static void cxl_fmw_set_stitched(Object *obj, bool value, Error **errp)
     cxl_fmw_unmap_pieces(fw);
     memory_region_transaction_commit();
     cxl_fmws_update_routing(NULL);
-    cxl_fmw_update_blocker(fw->routing);
 }
 
 void cxl_fmw_init_memory(CXLFixedWindow *fw, const MemoryRegionOps *ops)
@@ -625,5 +649,5 @@ void cxl_fmw_init_memory(CXLFixedWindow *fw, const MemoryRegionOps *ops)
     object_property_set_description(OBJECT(fw), "x-stitched",
         "Serve committed interleaves as one RAM region over a host mapping "
         "stitched from the devices' shared backends, as KVM gets them (for "
-        "tests under TCG; blocks migration while in use)");
+        "tests under TCG)");
 }

@@ -34,6 +34,40 @@ MACHINES = {
 TARGET_PAGE = 4096
 
 
+MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
+
+
+class MapCountAtLeast:
+    """A context that raises vm.max_map_count to at least @n (as root)
+    and restores it; .ok says whether the limit is now at least @n."""
+
+    def __init__(self, n):
+        self.n, self.saved, self.ok = n, None, False
+
+    def __enter__(self):
+        with open(MAX_MAP_COUNT) as f:
+            self.saved = int(f.read())
+        if self.saved < self.n:
+            try:
+                with open(MAX_MAP_COUNT, "w") as f:
+                    f.write("%d\n" % self.n)
+            except OSError:
+                pass
+        with open(MAX_MAP_COUNT) as f:
+            self.ok = int(f.read()) >= self.n
+        return self
+
+    def __exit__(self, *exc):
+        with open(MAX_MAP_COUNT) as f:
+            now = int(f.read())
+        if now != self.saved:
+            try:
+                with open(MAX_MAP_COUNT, "w") as f:
+                    f.write("%d\n" % self.saved)
+            except OSError:
+                pass
+
+
 class Failure(Exception):
     pass
 
