@@ -32,6 +32,7 @@
 #include "qapi/visitor.h"
 #include "qemu/timer.h"
 #include "qemu/units.h"
+#include "qemu/host-utils.h"
 #include "hw/qdev-core.h"
 #include "hw/qdev-properties.h"
 #include "system/memory.h"
@@ -89,7 +90,7 @@ static void alias_interleave_realize(DeviceState *dev, Error **errp)
 {
     AliasInterleaveTestdev *s = ALIAS_INTERLEAVE_TESTDEV(dev);
     Object *obj = OBJECT(s);
-    uint64_t per_target;
+    uint64_t per_target, total;
     int64_t t0;
     uint32_t i;
 
@@ -102,6 +103,12 @@ static void alias_interleave_realize(DeviceState *dev, Error **errp)
     if (!s->granule || (s->granule & (s->granule - 1))) {
         error_setg(errp, "%s: granule 0x%" PRIx64 " is not a power of two",
                    TYPE_ALIAS_INTERLEAVE_TESTDEV, s->granule);
+        return;
+    }
+    if (umul64_overflow(s->count, s->granule, &total) ||
+        total > INT64_MAX) {
+        error_setg(errp, "%s: count x granule does not fit 63 bits",
+                   TYPE_ALIAS_INTERLEAVE_TESTDEV);
         return;
     }
     if (!s->names) {
