@@ -77,7 +77,7 @@ uint32_t phys_sections_add(PhysPageMap *map,
             .fv = section->fv,
             .size = int128_make64(il->entries[i].target_size),
             .readonly = section->readonly || t->readonly,
-            .nonvolatile = t->nonvolatile,
+            .nonvolatile = section->nonvolatile || t->nonvolatile,
         };
 
         phys_sections_append(map, &target);

@@ -311,38 +311,52 @@ static bool cxl_fmw_ranges_equal(const CXLFMWRamRange *a, unsigned na,
  * to TCG so that the mapping can be exercised by a guest that runs.
  */
 /*
- * Guest writes through a stitched piece dirty the piece's own RAM block,
- * which is not migrated (nothing registers it); the bytes are the
- * targets'.  At every dirty-log sync (migration's, before it reads the
- * targets' bitmaps; after the accelerator's, whose bits it moves), the
- * chunks written since the last sync are marked dirty in the targets.
+ * Writes through a stitched piece (vCPUs, device DMA, vhost, KVM's slot)
+ * dirty the piece's own RAM block, which is not migrated (nothing
+ * registers it); the bytes are the targets'.  The block logs the VGA
+ * client for every writer (memory_region_set_log()), and at every
+ * dirty-log sync (migration's, before it reads the targets' bitmaps;
+ * after the accelerator's, whose bits it takes in) the pages written
+ * since the last sync are marked dirty in the targets, page by page.
  */
 static void cxl_fmw_stitched_log_sync(MemoryListener *listener,
                                       MemoryRegionSection *section)
 {
     CXLFMWStitched *st = (CXLFMWStitched *)
         object_dynamic_cast(section->mr->owner, TYPE_CXL_FMW_STITCHED);
+    uint64_t page = qemu_target_page_size(), off, end, span;
+    DirtyBitmapSnapshot *snap;
     ram_addr_t base;
-    uint64_t off, end;
 
     if (!st || section->mr != &st->mr) {
         return;
     }
     base = memory_region_get_ram_addr(&st->mr);
-    off = QEMU_ALIGN_DOWN(section->offset_within_region, st->il->chunk);
-    end = section->offset_within_region + int128_get64(section->size);
-    for (; off < end; off += st->il->chunk) {
-        uint64_t target_offset, len = st->il->chunk;
-        unsigned e;
+    off = section->offset_within_region;
+    end = off + int128_get64(section->size);
+    snap = physical_memory_snapshot_and_clear_dirty(&st->mr, off, end - off,
+                                                    DIRTY_MEMORY_VGA);
+    for (; off < end; off += span) {
+        uint64_t p;
 
-        if (!physical_memory_test_and_clear_dirty(base + off, len,
-                                                  DIRTY_MEMORY_MIGRATION)) {
+        /* skip clean stretches whole */
+        span = MIN(end - off, 512 * page);
+        if (!physical_memory_snapshot_get_dirty(snap, base + off, span)) {
             continue;
         }
-        e = memory_interleave_translate(st->il, off, &target_offset, &len);
-        memory_region_set_dirty(st->il->entries[e].target, target_offset,
-                                len);
+        for (p = off; p < off + span; p += page) {
+            uint64_t target_offset, len = page;
+            unsigned e;
+
+            if (physical_memory_snapshot_get_dirty(snap, base + p, page)) {
+                e = memory_interleave_translate(st->il, p, &target_offset,
+                                                &len);
+                memory_region_set_dirty(st->il->entries[e].target,
+                                        target_offset, len);
+            }
+        }
     }
+    g_free(snap);
 }
 
 static MemoryListener cxl_fmw_stitched_listener = {
@@ -383,6 +397,8 @@ static CXLFMWStitched *cxl_fmw_stitched_new(CXLFixedWindow *fw, unsigned i,
     object_unref(OBJECT(st));           /* the window holds it now */
     st->il = memory_interleave_host_ref(il);
     memory_region_init_ram_ptr(&st->mr, OBJECT(st), name, il->size, host);
+    /* every writer marks it; cxl_fmw_stitched_log_sync() hands it on */
+    memory_region_set_log(&st->mr, true, DIRTY_MEMORY_VGA);
     return st;
 }
 

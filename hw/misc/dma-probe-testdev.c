@@ -23,6 +23,10 @@
  *   iotlb        address_space_get_iotlb_entry() at addr: "iotlb-addr"
  *                (translated_addr) and "iotlb-mask" (addr_mask)
  *
+ * With "while-running" set, an operation fails while the VM is stopped, as
+ * a real device does no DMA then (a test racing a migration's final stop
+ * knows whether its write happened before it).
+ *
  * Every byte written or expected is the byte of the little-endian word
  * (a & ~7) ^ (seed << 56) at its own guest physical address a, so the
  * test can predict the content of any backend.  The cache operations need
@@ -47,6 +51,7 @@
 #include "system/dma.h"
 #include "system/memory.h"
 #include "qemu/rcu.h"
+#include "system/runstate.h"
 
 #define TYPE_DMA_PROBE_TESTDEV "x-dma-probe-testdev"
 OBJECT_DECLARE_SIMPLE_TYPE(DMAProbeTestdev, DMA_PROBE_TESTDEV)
@@ -63,6 +68,7 @@ struct DMAProbeTestdev {
     uint64_t mismatches;
     uint64_t iotlb_addr;
     uint64_t iotlb_mask;
+    bool while_running;
     /* hold-map: the mapping kept until hold-release */
     uint8_t *held;
     hwaddr held_addr;
@@ -331,6 +337,10 @@ static void dma_probe_set_op(Object *obj, const char *op, Error **errp)
                    TYPE_DMA_PROBE_TESTDEV);
         return;
     }
+    if (s->while_running && !runstate_is_running()) {
+        error_setg(errp, "%s: the VM is not running", TYPE_DMA_PROBE_TESTDEV);
+        return;
+    }
     s->pieces = s->direct = s->max_piece = s->mismatches = 0;
     if (!strcmp(op, "map-write") || !strcmp(op, "map-check")) {
         dma_probe_map(s, op[4] == 'w');
@@ -350,6 +360,16 @@ static void dma_probe_set_op(Object *obj, const char *op, Error **errp)
     } else {
         error_setg(errp, "%s: unknown op '%s'", TYPE_DMA_PROBE_TESTDEV, op);
     }
+}
+
+static bool dma_probe_get_running(Object *obj, Error **errp)
+{
+    return DMA_PROBE_TESTDEV(obj)->while_running;
+}
+
+static void dma_probe_set_running(Object *obj, bool value, Error **errp)
+{
+    DMA_PROBE_TESTDEV(obj)->while_running = value;
 }
 
 static void dma_probe_init(Object *obj)
@@ -375,6 +395,8 @@ static void dma_probe_init(Object *obj)
                                    OBJ_PROP_FLAG_READ);
     object_property_add_uint64_ptr(obj, "iotlb-mask", &s->iotlb_mask,
                                    OBJ_PROP_FLAG_READ);
+    object_property_add_bool(obj, "while-running", dma_probe_get_running,
+                             dma_probe_set_running);
 }
 
 static void dma_probe_class_init(ObjectClass *oc, const void *data)

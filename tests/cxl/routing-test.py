@@ -795,8 +795,9 @@ def files_equal(a, b):
 
 def run_live_migration(rig, rng, stitched=False):
     """Live migration while a guest writes into the window the whole
-    time: once it completes, every byte of every destination backend is
-    the source's (a write the dirty tracking missed would differ).  With
+    time, and device DMA into it: once it completes, every byte of every
+    destination backend is the source's (a write the dirty tracking
+    missed would differ).  With
     @stitched the source serves the window through its stitched host
     mapping, whose dirty pages reach the targets at each sync."""
     t, q = rig.topo, rig.q
@@ -818,10 +819,31 @@ def run_live_migration(rig, rng, stitched=False):
               accel=rig.accel, enumerate=False)
     try:
         with Step("migration"):
-            q.qmp("migrate-set-parameters", **{"max-bandwidth": 1 << 30})
+            # slow enough that device DMA lands while pages are sent
+            q.qmp("migrate-set-parameters", **{"max-bandwidth": 256 << 20})
             before = q64(q, WRITER_PARAMS + 0x10)
             q.qmp("migrate", uri="unix:" + sock)
+            dma, dev = 0, "/machine/peripheral/dma"
+            # the probe refuses DMA once the final stop began, as a
+            # device would: every write it made, it made before
+            q.qmp("qom-set", path=dev, property="while-running", value=True)
+            while q.qmp("query-migrate").get("status") in ("setup",
+                                                          "active"):
+                # device DMA into the window, past the writer's buffer
+                for k, v in (("addr", rig.base + (8 << 20) + dma * 65536 +
+                              dma * 8),
+                             ("len", 4096), ("seed", dma & 0xff)):
+                    q.qmp("qom-set", path=dev, property=k, value=v)
+                try:
+                    q.qmp("qom-set", path=dev, property="op",
+                          value="rw-write")
+                except RuntimeError as e:
+                    check("not running" in str(e), "DMA write: %s" % e)
+                    break
+                dma += 1
+                time.sleep(0.02)
             wait_migration(q, "outgoing")
+            check(dma >= 3, "only %d DMA writes during the migration" % dma)
             wait_migration(dst.q, "incoming")
             passes = q64(q, WRITER_PARAMS + 0x10) - before
             check(passes >= 1, "the guest wrote nothing during migration")
@@ -947,11 +969,12 @@ def main():
     run("virt-guest-writes-unplug", "virt", [[None] * 2],
         run_guest_writes_unplug, extra=writer, accel="tcg",
         gw=4096, ghb=4096, gep=4096)
+    dma = ["-device", "x-dma-probe-testdev,id=dma"]
     run("virt-live-migration", "virt", [[None] * 2], run_live_migration,
-        extra=writer, accel="tcg", gw=4096, ghb=4096, gep=4096)
+        extra=writer + dma, accel="tcg", gw=4096, ghb=4096, gep=4096)
     run("virt-live-migration-stitched", "virt", [[None] * 2],
         lambda rig, rng: run_live_migration(rig, rng, stitched=True),
-        extra=writer, accel="tcg", gw=16384, ghb=16384, gep=16384)
+        extra=writer + dma, accel="tcg", gw=16384, ghb=16384, gep=16384)
     # KVM (vCPUs never run here: these machines' KVM cannot run a stock
     # guest): migration of a committed window, skipped without /dev/kvm
     if os.access("/dev/kvm", os.R_OK | os.W_OK):

@@ -392,7 +392,10 @@ static void test_interleave_partial_section_stops_at_its_end(void **state)
     memory_interleave_unref(il);
 }
 
-/* A read-only target's entry section is read-only, whatever the window. */
+/*
+ * An entry section has its target's read-only and non-volatile flags and
+ * the window's: a read-only target stays read-only whatever the window.
+ */
 static void test_interleave_entry_takes_target_flags(void **state)
 {
     MemoryRegion t[2] = { { .name = "ro", .readonly = true },
