@@ -163,7 +163,10 @@ bench: qemu baseline
 	@for run in "$(E2E_X86)" "$(E2E_ARM)"; do \
 	    $$run --scenario 4hb-4k --bench patched=$(QEMU_BUILD) \
 	        stitched=$(QEMU_BUILD):stitched unmodified=$(BASELINE_BUILD); \
+	    $$run --scenario 4hb-256 --bench patched=$(QEMU_BUILD) \
+	        unmodified=$(BASELINE_BUILD); \
 	done
+	@$(PYTHON) bench/cxl-shadow.py --qemu-dir $(QEMU_BUILD)
 
 clean:
 	rm -rf $(QEMU_BUILD) $(BUILD)/unit

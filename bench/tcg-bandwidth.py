@@ -16,6 +16,9 @@ virtual counter, on:
                          gets it (vm.max_map_count raised for it, as root);
                          compared with plain memfd RAM
   window, unmodified     the same window on unmodified QEMU 10.2.2 (MMIO)
+  256 B window, shadow   a 4-way 256 B window (the cxl-fmw default
+                         granule): served through its write-back shadow
+  256 B, unmodified      the same on unmodified QEMU 10.2.2 (MMIO)
 
 all in one run, median of --repeat runs.  Also reports the dispatch
 sections the window costs.  Target (issue 4): window >= 0.9 x plain RAM.
@@ -53,12 +56,12 @@ def window_sections(q):
 
 
 def run(qemu_dir, bios, where, size, reps, ram, stitched=False,
-        memfd_ram=False):
+        memfd_ram=False, gran=4096):
     tmp = tempfile.mkdtemp(prefix="cxl-bw-")
     # anonymous RAM behind the devices, as behind plain RAM: the figures
     # compare access paths, not page-cache writeback of a backing file
     # (memfd, shared anonymous memory, where the window is stitched)
-    topo = Topology(tmp, [[None] * WAYS], 4096, 4096, None, 4096,
+    topo = Topology(tmp, [[None] * WAYS], gran, gran, None, gran,
                     backend="memfd" if stitched else "ram")
     mainmem = ["-object", "memory-backend-memfd,id=mainmem,size=512M",
                "-machine", "memory-backend=mainmem"] if memfd_ram else []
@@ -112,6 +115,12 @@ def main():
                                                     "qemu-system-aarch64")):
         cases.append(("window, unmodified 10.2.2", opt.baseline, "win", 1,
                       True))
+    cases.append(("256 B window, shadow", opt.patched, "win", opt.reps,
+                  True))
+    if opt.baseline and os.path.exists(os.path.join(opt.baseline,
+                                                    "qemu-system-aarch64")):
+        cases.append(("256 B window, unmodified", opt.baseline, "win", 1,
+                      True))
     else:
         print("(no baseline build: `make baseline`)")
     print("virt, TCG, one vCPU; %d MiB buffer; %d-way 4 KiB CXL window; "
@@ -146,7 +155,8 @@ def measure(cases, bios, size, opt, res):
         for _ in range(opt.repeat):
             runs.append(run(build, bios, where, size, reps, ram,
                             label == "window, stitched",
-                            label == "plain RAM, memfd"))
+                            label == "plain RAM, memfd",
+                            256 if label.startswith("256 B") else 4096))
         r = {k: statistics.median(x[k] for x in runs)
              for k in ("read", "write", "copy")}
         r["sections"] = runs[0]["sections"]

@@ -31,6 +31,9 @@
 #include "exec/target_page.h"
 #include "system/hostmem.h"
 #include "system/memory.h"
+#include "system/kvm.h"
+#include "system/cpus.h"
+#include "system/runstate.h"
 #include "hw/cxl/cxl.h"
 #include "hw/cxl/cxl_host.h"
 #include "hw/cxl/cxl_interleave.h"
@@ -50,10 +53,32 @@
 /* Random offsets checked per piece after the first and last periods */
 #define CXL_FMW_CHECK_SAMPLES 64
 
+/* How a piece of a window is served */
+typedef enum CXLFMWPieceKind {
+    CXL_FMW_PIECE_SECTIONS,    /* interleave sections, per-chunk translation */
+    CXL_FMW_PIECE_STITCHED,    /* one RAM region over the stitched mapping */
+    CXL_FMW_PIECE_SHADOW,      /* a write-back shadow (sub-page granules) */
+    CXL_FMW_PIECE_NONE,        /* its shadow could not be made: MMIO */
+} CXLFMWPieceKind;
+
+/* The window's policy: the ram-route property */
+typedef enum CXLFMWRoutePolicy {
+    CXL_FMW_ROUTE_AUTO,        /* sections, stitched under KVM, else shadow */
+    CXL_FMW_ROUTE_SHADOW,      /* a shadow for every piece */
+    CXL_FMW_ROUTE_MMIO,        /* the MMIO decode only */
+} CXLFMWRoutePolicy;
+
+static const char *const cxl_fmw_route_names[] = {
+    [CXL_FMW_ROUTE_AUTO] = "auto",
+    [CXL_FMW_ROUTE_SHADOW] = "shadow",
+    [CXL_FMW_ROUTE_MMIO] = "mmio",
+};
+
 typedef struct CXLFMWRamRange {
     hwaddr offset;             /* in the window */
     uint64_t size;
     MemoryInterleave *il;      /* reference held */
+    CXLFMWPieceKind kind;
 } CXLFMWRamRange;
 
 struct CXLFMWRouting {
@@ -61,10 +86,14 @@ struct CXLFMWRouting {
     MemoryRegion ram[CXL_FMW_MAX_RAM_RANGES];
     /* set: cur[i] is served by this RAM region over its stitched mapping */
     struct CXLFMWStitched *stitched[CXL_FMW_MAX_RAM_RANGES];
+    /* set: cur[i] is served by this shadow */
+    CXLFMWShadow *shadow[CXL_FMW_MAX_RAM_RANGES];
     CXLFMWRamRange cur[CXL_FMW_MAX_RAM_RANGES];
     unsigned nb_cur;
-    bool ram_enabled;          /* x-ram property */
+    CXLFMWRoutePolicy policy;  /* ram-route property (x-ram: auto/mmio) */
     bool stitch;               /* x-stitched property */
+    int index;                 /* the window's, for messages */
+    GHashTable *warned;        /* reasons already given (cxl_fmw_warn_once) */
 };
 
 /*
@@ -189,7 +218,8 @@ static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
                                         uint64_t size, PCIDevice *gone,
                                         Error **errp)
 {
-    uint64_t page = qemu_target_page_size();
+    /* the finest decode granule: the shadow serves what sections cannot */
+    const uint64_t granule = CXL_CACHE_LINE_SIZE * 4;
     g_autofree CXLFMWTarget *seq = NULL;
     g_autofree MemoryInterleaveEntry *ent = NULL;
     CXLFMWTarget t0, t;
@@ -202,14 +232,7 @@ static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
     }
 
     /* The chunk: where the decode first stops being contiguous. */
-    for (x = CXL_CACHE_LINE_SIZE * 4; x < page; x += CXL_CACHE_LINE_SIZE * 4) {
-        if (!cxl_fmw_probe(fw, start + x, gone, &t) ||
-            !cxl_fmw_target_eq(&t0, &t, x)) {
-            error_setg(errp, "interleave granule below the target page size");
-            return NULL;
-        }
-    }
-    for (chunk = page; chunk < size; chunk *= 2) {
+    for (chunk = granule; chunk < size; chunk *= 2) {
         if (!cxl_fmw_probe(fw, start + chunk, gone, &t)) {
             error_setg(errp, "not decoded to static enabled RAM");
             return NULL;
@@ -270,13 +293,8 @@ static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
         ent[k].stride = x < nchunks ? seq[k + x].offset - seq[k].offset
                                     : chunk;
     }
-    il = memory_interleave_new(size, chunk, x, ent, page, errp);
+    il = memory_interleave_new(size, chunk, x, ent, granule, errp);
     if (!il) {
-        return NULL;
-    }
-    if (!memory_interleave_targets_ok(il, MEMORY_INTERLEAVE_ROUTE_SECTIONS,
-                                      errp)) {
-        memory_interleave_unref(il);
         return NULL;
     }
     if (!cxl_fmw_check(fw, start, il, gone)) {
@@ -285,6 +303,64 @@ static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
         return NULL;
     }
     return il;
+}
+
+/*
+ * Say @what once per window and reason (@err, freed; its text up to its
+ * details, which change from one commit to the next).
+ */
+static void cxl_fmw_warn_once(CXLFMWRouting *r, const char *what, Error *err)
+{
+    const char *why = error_get_pretty(err);
+    char *key = g_strndup(why, strcspn(why, ";"));
+
+    if (!r->warned) {
+        r->warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                          NULL);
+    }
+    if (g_hash_table_add(r->warned, key)) {
+        warn_report("CXL window %d: %s: %s", r->index, what, why);
+    }
+    error_free(err);
+}
+
+/*
+ * How the ram-route policy serves a piece with interleave @il, or false
+ * (and why) for the MMIO decode.  Interleave sections need every chunk
+ * on whole target pages; under KVM they also need the stitched mapping
+ * (KVM's slot), which the shadow replaces where it cannot be built.
+ */
+static bool cxl_fmw_piece_kind(CXLFMWRouting *r, MemoryInterleave *il,
+                               CXLFMWPieceKind *kind, Error **errp)
+{
+    uint64_t page = qemu_target_page_size();
+    bool paged = !(il->chunk % page);
+    unsigned e;
+
+    for (e = 0; e < il->nb_entries; e++) {
+        paged = paged && !(il->entries[e].base % page) &&
+                !(il->entries[e].stride % page);
+    }
+    if (r->policy == CXL_FMW_ROUTE_AUTO && paged &&
+        memory_interleave_targets_ok(il, MEMORY_INTERLEAVE_ROUTE_SECTIONS,
+                                     errp)) {
+        Error *local_err = NULL;
+
+        if (!kvm_enabled() || r->stitch ||
+            memory_interleave_map_host(il, &local_err)) {
+            *kind = r->stitch ? CXL_FMW_PIECE_STITCHED
+                              : CXL_FMW_PIECE_SECTIONS;
+            return true;
+        }
+        /* under KVM a window without a slot exits on every access */
+        trace_cxl_fmw_no_stitch(error_get_pretty(local_err));
+        cxl_fmw_warn_once(r, "KVM cannot map the devices directly, a "
+                          "write-back shadow serves the window", local_err);
+    } else if (r->policy == CXL_FMW_ROUTE_AUTO && paged) {
+        return false;   /* a target no route may serve as RAM */
+    }
+    *kind = CXL_FMW_PIECE_SHADOW;
+    return true;
 }
 
 static bool cxl_fmw_ranges_equal(const CXLFMWRamRange *a, unsigned na,
@@ -297,6 +373,7 @@ static bool cxl_fmw_ranges_equal(const CXLFMWRamRange *a, unsigned na,
     }
     for (i = 0; i < na; i++) {
         if (a[i].offset != b[i].offset || a[i].size != b[i].size ||
+            a[i].kind != b[i].kind ||
             !memory_interleave_equal(a[i].il, b[i].il)) {
             return false;
         }
@@ -423,25 +500,83 @@ static void cxl_fmw_stitched_register_types(void)
 type_init(cxl_fmw_stitched_register_types)
 
 /* Take every RAM piece of @fw out of it; inside a transaction. */
+static void cxl_fmw_unmap_piece(CXLFixedWindow *fw, unsigned i)
+{
+    CXLFMWRouting *r = fw->routing;
+
+    if (r->stitched[i]) {
+        /* freed once the last FlatView or mapping lets go of it */
+        memory_region_del_subregion(&fw->mr, &r->stitched[i]->mr);
+        object_unparent(OBJECT(r->stitched[i]));
+        r->stitched[i] = NULL;
+    } else if (r->shadow[i]) {
+        /* written back to the devices first */
+        memory_region_del_subregion(&fw->mr,
+                                    cxl_fmw_shadow_region(r->shadow[i]));
+        cxl_fmw_shadow_retire(r->shadow[i]);
+        r->shadow[i] = NULL;
+    } else if (r->ram[i].container) {
+        memory_region_del_subregion(&fw->mr, &r->ram[i]);
+        memory_region_set_interleave(&r->ram[i], NULL);
+    }
+    memory_interleave_unref(r->cur[i].il);
+    trace_cxl_fmw_ram_unmap(fw->index, r->cur[i].offset, r->cur[i].size);
+}
+
 static void cxl_fmw_unmap_pieces(CXLFixedWindow *fw)
 {
     CXLFMWRouting *r = fw->routing;
     unsigned i;
 
     for (i = 0; i < r->nb_cur; i++) {
-        if (r->stitched[i]) {
-            /* freed once the last FlatView or mapping lets go of it */
-            memory_region_del_subregion(&fw->mr, &r->stitched[i]->mr);
-            object_unparent(OBJECT(r->stitched[i]));
-            r->stitched[i] = NULL;
-        } else {
-            memory_region_del_subregion(&fw->mr, &r->ram[i]);
-            memory_region_set_interleave(&r->ram[i], NULL);
-        }
-        memory_interleave_unref(r->cur[i].il);
-        trace_cxl_fmw_ram_unmap(fw->index, r->cur[i].offset, r->cur[i].size);
+        cxl_fmw_unmap_piece(fw, i);
     }
     r->nb_cur = 0;
+}
+
+/*
+ * Serve piece @p of @fw as its kind says.  A shadow that cannot be made
+ * leaves the piece on the MMIO decode (kind NONE, remembered so that the
+ * next routing update does not try again for the same layout).
+ */
+static void cxl_fmw_map_piece(CXLFixedWindow *fw, unsigned i,
+                              CXLFMWRamRange *p)
+{
+    CXLFMWRouting *r = fw->routing;
+    Error *err = NULL;
+
+    switch (p->kind) {
+    case CXL_FMW_PIECE_SHADOW:
+        r->shadow[i] = cxl_fmw_shadow_new(OBJECT(fw), i, p->il, &err);
+        if (!r->shadow[i]) {
+            trace_cxl_fmw_mmio(fw->index, p->offset, p->size,
+                               error_get_pretty(err));
+            cxl_fmw_warn_once(r, "no write-back shadow, the MMIO decode "
+                              "serves the piece", err);
+            p->kind = CXL_FMW_PIECE_NONE;
+            return;
+        }
+        memory_region_add_subregion_overlap(
+            &fw->mr, p->offset, cxl_fmw_shadow_region(r->shadow[i]), 1);
+        return;
+    case CXL_FMW_PIECE_STITCHED:
+        r->stitched[i] = cxl_fmw_stitched_new(fw, i, p->il);
+        if (r->stitched[i]) {
+            memory_region_add_subregion_overlap(&fw->mr, p->offset,
+                                                &r->stitched[i]->mr, 1);
+            return;
+        }
+        /* warned; interleave sections then, as before */
+        /* fall through */
+    case CXL_FMW_PIECE_SECTIONS:
+        memory_region_set_size(&r->ram[i], p->size);
+        memory_region_set_interleave(&r->ram[i], p->il);
+        memory_region_add_subregion_overlap(&fw->mr, p->offset, &r->ram[i],
+                                            1);
+        return;
+    case CXL_FMW_PIECE_NONE:
+        return;
+    }
 }
 
 /* Route window @fw given the sorted committed decoder boundaries @cuts. */
@@ -455,11 +590,13 @@ static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
     if (!r) {
         return;
     }
-    if (r->ram_enabled && fw->num_targets && fw->target_hbs[0]) {
+    if (r->policy != CXL_FMW_ROUTE_MMIO && fw->num_targets &&
+        fw->target_hbs[0]) {
         for (i = 0; i <= cuts->len; i++) {
             hwaddr to = i < cuts->len ? g_array_index(cuts, hwaddr, i) : end;
             Error *err = NULL;
             MemoryInterleave *il;
+            CXLFMWPieceKind kind;
 
             if (to <= from) {
                 continue;
@@ -471,9 +608,14 @@ static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
                 il = NULL;
                 error_setg(&err, "too many decoded pieces in one window");
             }
+            if (il && !cxl_fmw_piece_kind(r, il, &kind, &err)) {
+                memory_interleave_unref(il);
+                il = NULL;
+            }
             if (il) {
                 next[nb_next++] = (CXLFMWRamRange) {
                     .offset = from - fw->base, .size = to - from, .il = il,
+                    .kind = kind,
                 };
             } else {
                 trace_cxl_fmw_mmio(fw->index, from - fw->base, to - from,
@@ -494,22 +636,27 @@ static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
         return;
     }
 
+    /*
+     * A piece that stays as it was stays mapped: a shadow serving it goes
+     * on (tearing it down while vCPUs write would race their writes with
+     * its last write-back), and nothing is re-rendered for it.
+     */
     memory_region_transaction_begin();
-    cxl_fmw_unmap_pieces(fw);
+    for (i = 0; i < r->nb_cur; i++) {
+        if (i >= nb_next || !cxl_fmw_ranges_equal(&r->cur[i], 1, &next[i],
+                                                  1)) {
+            cxl_fmw_unmap_piece(fw, i);
+            r->cur[i].il = NULL;
+        }
+    }
     for (i = 0; i < nb_next; i++) {
-        if (r->stitch) {
-            r->stitched[i] = cxl_fmw_stitched_new(fw, i, next[i].il);
+        if (r->cur[i].il && i < r->nb_cur) {
+            memory_interleave_unref(next[i].il);   /* kept as it was */
+            continue;
         }
-        if (r->stitched[i]) {
-            memory_region_add_subregion_overlap(&fw->mr, next[i].offset,
-                                                &r->stitched[i]->mr, 1);
-        } else {
-            memory_region_set_size(&r->ram[i], next[i].size);
-            memory_region_set_interleave(&r->ram[i], next[i].il);
-            memory_region_add_subregion_overlap(&fw->mr, next[i].offset,
-                                                &r->ram[i], 1);
-        }
+        /* the kind asked for: what the next update compares with */
         r->cur[i] = next[i];
+        cxl_fmw_map_piece(fw, i, &next[i]);
         trace_cxl_fmw_ram_map(fw->index, next[i].offset, next[i].size,
                               next[i].il->nb_entries, next[i].il->chunk);
     }
@@ -607,17 +754,56 @@ void cxl_fmws_update_routing(PCIDevice *gone)
     busy = false;
 }
 
+/*
+ * A new policy or way of serving: the pieces are made anew.  The guest
+ * did not ask for it and may be writing: its vCPUs are paused, so that
+ * the last write-back of a shadow sees every write.
+ */
+static void cxl_fmw_reroute(CXLFixedWindow *fw)
+{
+    bool running = runstate_is_running();
+
+    if (running) {
+        pause_all_vcpus();
+    }
+    memory_region_transaction_begin();
+    cxl_fmw_unmap_pieces(fw);
+    memory_region_transaction_commit();
+    cxl_fmws_update_routing(NULL);
+    if (running) {
+        resume_all_vcpus();
+    }
+}
+
+static char *cxl_fmw_get_route(Object *obj, Error **errp)
+{
+    return g_strdup(cxl_fmw_route_names[CXL_FMW(obj)->routing->policy]);
+}
+
+static void cxl_fmw_set_route(Object *obj, const char *value, Error **errp)
+{
+    CXLFixedWindow *fw = CXL_FMW(obj);
+    unsigned i;
+
+    for (i = 0; i < ARRAY_SIZE(cxl_fmw_route_names); i++) {
+        if (!strcmp(value, cxl_fmw_route_names[i])) {
+            fw->routing->policy = i;
+            cxl_fmw_reroute(fw);
+            return;
+        }
+    }
+    error_setg(errp, "ram-route: '%s' is not auto, shadow or mmio", value);
+}
+
+/* x-ram: the tests' name for auto (on) and mmio (off) */
 static bool cxl_fmw_get_ram(Object *obj, Error **errp)
 {
-    return CXL_FMW(obj)->routing->ram_enabled;
+    return CXL_FMW(obj)->routing->policy != CXL_FMW_ROUTE_MMIO;
 }
 
 static void cxl_fmw_set_ram(Object *obj, bool value, Error **errp)
 {
-    CXLFixedWindow *fw = CXL_FMW(obj);
-
-    fw->routing->ram_enabled = value;
-    cxl_fmws_update_routing(NULL);
+    cxl_fmw_set_route(obj, value ? "auto" : "mmio", errp);
 }
 
 static bool cxl_fmw_get_stitched(Object *obj, Error **errp)
@@ -631,10 +817,7 @@ static void cxl_fmw_set_stitched(Object *obj, bool value, Error **errp)
 
     /* the pieces stay the same, how they are served changes: start over */
     fw->routing->stitch = value;
-    memory_region_transaction_begin();
-    cxl_fmw_unmap_pieces(fw);
-    memory_region_transaction_commit();
-    cxl_fmws_update_routing(NULL);
+    cxl_fmw_reroute(fw);
 }
 
 void cxl_fmw_init_memory(CXLFixedWindow *fw, const MemoryRegionOps *ops)
@@ -643,7 +826,8 @@ void cxl_fmw_init_memory(CXLFixedWindow *fw, const MemoryRegionOps *ops)
     unsigned i;
 
     fw->routing = r;
-    r->ram_enabled = true;
+    r->policy = CXL_FMW_ROUTE_AUTO;
+    r->index = fw->index;
     memory_region_init(&fw->mr, OBJECT(fw), "cxl-fixed-memory-region",
                        fw->size);
     memory_region_init_io(&r->io, OBJECT(fw), ops, fw,
@@ -655,11 +839,18 @@ void cxl_fmw_init_memory(CXLFixedWindow *fw, const MemoryRegionOps *ops)
 
         memory_region_init(&r->ram[i], OBJECT(fw), name, fw->size);
     }
+    object_property_add_str(OBJECT(fw), "ram-route", cxl_fmw_get_route,
+                            cxl_fmw_set_route);
+    object_property_set_description(OBJECT(fw), "ram-route",
+        "How committed interleaves are served: auto (as RAM: interleave "
+        "sections where the granule is at least a page, a write-back "
+        "shadow where it is not or where KVM cannot map the devices), "
+        "shadow (a write-back shadow for every piece) or mmio (the "
+        "decode only, exact at every instant, slow)");
     object_property_add_bool(OBJECT(fw), "x-ram", cxl_fmw_get_ram,
                              cxl_fmw_set_ram);
     object_property_set_description(OBJECT(fw), "x-ram",
-        "Serve committed interleaves as RAM (off: MMIO decode only, "
-        "for differential tests)");
+        "Old name: on is ram-route=auto, off is ram-route=mmio");
     object_property_add_bool(OBJECT(fw), "x-stitched", cxl_fmw_get_stitched,
                              cxl_fmw_set_stitched);
     object_property_set_description(OBJECT(fw), "x-stitched",

@@ -249,13 +249,16 @@ void memory_interleave_for_each_file_run(const MemoryInterleave *il,
  * on whatever served it before (the MMIO decode for CXL, the aliases one
  * by one for a container).  The targets of one interleave must agree on
  * persistence, so that the range can say which it is.  Persistent targets
- * are fine on both routes below, which write the target's own pages (no
- * copy that a crash could lose).  The stitched route also needs each
- * target in a file mapped shared.
+ * are fine on the sections and stitched routes, which write the target's
+ * own pages, but not on the shadow route: a copy written back later would
+ * lose what a crash catches in between, which persistent memory promises
+ * not to.  The stitched route also needs each target in a file mapped
+ * shared.
  */
 typedef enum MemoryInterleaveRoute {
     MEMORY_INTERLEAVE_ROUTE_SECTIONS,   /* per-chunk translation (dispatch) */
     MEMORY_INTERLEAVE_ROUTE_STITCHED,   /* one host mapping (KVM, x-stitched) */
+    MEMORY_INTERLEAVE_ROUTE_SHADOW,     /* a copy, written back (hw/cxl) */
 } MemoryInterleaveRoute;
 
 /* May @mr be the target of an interleave served by @route?  Else why not. */

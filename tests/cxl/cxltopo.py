@@ -262,8 +262,10 @@ class Rig:
             self.uncommit(self.bar0[ep.name], 0)
 
     def served_as(self):
-        """'ram' (all of the window through interleaves), 'mmio' (all of
-        it through the decode) or 'mixed', from info mtree -f."""
+        """'ram' (all of the window through interleave sections or a
+        stitched mapping), 'shadow' (all of it through write-back shadows),
+        'mmio' (all of it through the decode) or 'mixed', from info mtree
+        -f."""
         out = self.q.hmp("info mtree -f")
         view = [v for v in out.split("FlatView #") if 'AS "memory"' in v][0]
         kinds, covered = set(), 0
@@ -274,7 +276,9 @@ class Rig:
             if hi <= self.base or lo >= self.base + self.topo.size:
                 continue
             covered += hi - lo
-            if m.group(3) == "ram" and "[interleave" in m.group(5):
+            if m.group(3) == "ram" and ".shadow" in m.group(4):
+                kinds.add("shadow")
+            elif m.group(3) == "ram" and "[interleave" in m.group(5):
                 kinds.add("ram")
             elif m.group(3) == "i/o":
                 kinds.add("mmio")
@@ -291,6 +295,18 @@ class Rig:
 
     def set_ram(self, on):
         self.q.qmp("qom-set", path=self.fmw, property="x-ram", value=on)
+
+    def sync(self):
+        """A sync point: write-back shadows hold guest writes until one.
+        Stop and continue a running VM; give a stopped one's background
+        write-back time."""
+        if "shadow" not in self.q.hmp("info mtree -f"):
+            return
+        if self.q.qmp("query-status")["running"]:
+            self.q.qmp("stop")
+            self.q.qmp("cont")
+        else:
+            time.sleep(0.2)
 
     def write_pattern(self, tag, size=CHECK_BYTES):
         size = min(size, self.topo.size)
@@ -309,6 +325,7 @@ class Rig:
         window sits in the backend file the model routes it to."""
         size = min(size, self.topo.size)
         g = self.topo.min_granule()
+        self.sync()
         files = {ep.name: open(ep.path, "rb") for ep in self.topo.eps}
         try:
             bad = []
@@ -326,6 +343,7 @@ class Rig:
                 f.close()
 
     def backend_digest(self):
+        self.sync()
         h = hashlib.sha1()
         for ep in self.topo.eps:
             with open(ep.path, "rb") as f:
@@ -337,6 +355,7 @@ class Rig:
         first CHECK_BYTES (every chunk edge) and random writes anywhere in
         the window, made through one route, read through the other and
         found in the backend the model names."""
+        ram_kind = self.served_as()
         ram_view = self.read_window()
         self.set_ram(False)
         self.expect_served("mmio")
@@ -361,7 +380,8 @@ class Rig:
                 self.q.write(self.base + off, data)
                 samples.append((off, data))
             self.set_ram(not writer_ram)
-            self.expect_served("ram" if not writer_ram else "mmio")
+            self.expect_served(ram_kind if not writer_ram else "mmio")
+            self.sync()
             for off, data in samples:
                 got = self.q.read(self.base + off, 8)
                 check(got == data, "+0x%x written through %s, read through "

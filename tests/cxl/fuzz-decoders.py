@@ -10,7 +10,8 @@ then so that RAM routes come and go, window accesses in between, and an
 occasional system_reset.  After every batch it checks that:
 
   * QEMU is alive (an abort is a finding);
-  * info mtree -f covers the window exactly, as RAM, MMIO or a mix;
+  * info mtree -f covers the window exactly, as RAM, a write-back
+    shadow, MMIO or a mix;
   * at chunk edges and random offsets the RAM route and the MMIO decode
     (x-ram off) read the same bytes, and bytes written through the RAM
     route are read back through the MMIO decode: no misroute.
@@ -164,16 +165,21 @@ def main():
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--reset-every", type=int, default=50000)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--granule", type=int, default=0,
+                    help="the topology's granule (default: from the seed)")
     opt = ap.parse_args()
     seed = opt.seed if opt.seed is not None else random.randrange(1 << 32)
     rng = random.Random(seed)
     tmp = tempfile.mkdtemp(prefix="cxl-fuzz-")
-    topo = Topology(tmp, [[None] * 2] * 2, 4096, 8192, None, 4096)
+    # the granule of the correct programming: sub-page ones are served
+    # through write-back shadows, which must agree with the decode too
+    gran = opt.granule or rng.choice([256, 1024, 4096])
+    topo = Topology(tmp, [[None] * 2] * 2, gran, 2 * gran, None, gran)
     rig = Rig(opt.qemu_dir, opt.machine, topo)
     fz = Fuzzer(rig, rng)
     t0, done, err = time.time(), 0, None
-    print("fuzz-decoders: %s, seed %d, %d ops" % (opt.machine, seed,
-                                                  opt.ops), flush=True)
+    print("fuzz-decoders: %s, seed %d, %d ops, granule %d"
+          % (opt.machine, seed, opt.ops, gran), flush=True)
     try:
         rig.program()
         while done < opt.ops:

@@ -39,6 +39,30 @@ void cxl_fmw_init_memory(struct CXLFixedWindow *fw,
 void cxl_fmws_update_routing(struct PCIDevice *gone);
 
 /*
+ * The write-back shadow of a piece whose decode switches device inside a
+ * target page (hw/cxl/cxl-shadow.c): a RAM region filled from the
+ * devices' backends and written back to them.  cxl_fmw_shadow_new()
+ * makes it (a child of @owner) or says why not; the caller maps
+ * cxl_fmw_shadow_region().  cxl_fmw_shadow_retire(), once the region is
+ * out of the window, writes it back and lets it go (freed once nothing
+ * maps it).
+ */
+typedef struct CXLFMWShadow CXLFMWShadow;
+CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
+                                 struct MemoryInterleave *il, Error **errp);
+struct MemoryRegion *cxl_fmw_shadow_region(CXLFMWShadow *sh);
+void cxl_fmw_shadow_retire(CXLFMWShadow *sh);
+
+/*
+ * A device operation that writes a device's media while the guest runs
+ * (Media Operations sanitize): every shadow to its backends before it,
+ * cxl_fmws_shadows_sync(), and the chunks of @target the shadows hold
+ * copied again after it, cxl_fmws_shadows_reload().
+ */
+void cxl_fmws_shadows_sync(void);
+void cxl_fmws_shadows_reload(struct MemoryRegion *target);
+
+/*
  * Why HDM decoder @which of the cache/mem registers @cm may not commit
  * with control value @ctrl, or NULL if it may.  @device: an endpoint,
  * whose decoders allocate DPA out of @capacity bytes.

@@ -1,0 +1,471 @@
+/*
+ * CXL fixed memory windows: the write-back shadow of a sub-page interleave
+ *
+ * Copyright (c) 2026 The qemu-cxl-interleave authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * A piece of a window whose decode switches device inside a target page
+ * cannot be mapped page by page onto the devices' backends.  It is served
+ * from a shadow instead: one plain RAM region over the piece, so that
+ * CPUs (TLB host pointers, native atomics), DMA (address_space_map) and
+ * accelerators (one KVM slot) see RAM.  The bytes live in the backends:
+ *
+ *  - fill: a page of the shadow is gathered from the backends the first
+ *    time anything touches it (userfaultfd, MISSING mode: a thread that
+ *    never takes the BQL answers the fault), or, without userfaultfd, all
+ *    of it when the shadow is made;
+ *  - write-back: the shadow's pages are dirty-logged (the VGA client,
+ *    which memory_region_set_log() offers; KVM's dirty log under KVM);
+ *    dirty pages are scattered into the backends at the DPA the decode
+ *    gives, and the backends' pages marked dirty (so that migration sends
+ *    them again), every CXL_SHADOW_WRITEBACK_MS while the guest runs and
+ *    exactly at every sync point: VM stop (after draining block I/O, whose
+ *    DMA may still land in the shadow), and whenever the piece's route
+ *    changes (uncommit, reprogram, reset, unplug, media disable);
+ *  - invalidation: when the VM starts running again, and after a device
+ *    operation that writes its media while it runs, the shadow is written
+ *    back and then dropped, so that what the backends hold now is what the
+ *    guest reads next.
+ *
+ * The shadow itself never migrates: the destination makes its own when the
+ * CXL state is loaded, from backends that migrated.
+ */
+
+#include "qemu/osdep.h"
+#include <sys/ioctl.h>
+#include <poll.h>
+#include "qemu/bitops.h"
+#include "qemu/bitmap.h"
+#include "qemu/error-report.h"
+#include "qemu/madvise.h"
+#include "qemu/main-loop.h"
+#include "qemu/memalign.h"
+#include "qemu/thread.h"
+#include "qemu/timer.h"
+#include "qemu/units.h"
+#include "qemu/userfaultfd.h"
+#include "qapi/error.h"
+#include "qom/object.h"
+#include "block/block.h"
+#include "exec/memory-interleave.h"
+#include "exec/target_page.h"
+#include "exec/translation-block.h"
+#include "system/memory.h"
+#include "system/ramblock.h"
+#include "system/runstate.h"
+#include "system/tcg.h"
+#include "hw/cxl/cxl.h"
+#include "hw/cxl/cxl_interleave.h"
+#include "trace.h"
+
+/* Bound on the delay between a guest write and its backend copy */
+#define CXL_SHADOW_WRITEBACK_MS 20
+
+/* Pages looked at together when skipping clean parts of the bitmap */
+#define CXL_SHADOW_SCAN_PAGES 512
+
+#define TYPE_CXL_FMW_SHADOW "x-cxl-fmw-shadow"
+OBJECT_DECLARE_SIMPLE_TYPE(CXLFMWShadow, CXL_FMW_SHADOW)
+
+struct CXLFMWShadow {
+    Object parent_obj;
+    MemoryRegion mr;
+    MemoryInterleave *il;       /* reference held; chunk may be sub-page */
+    uint8_t *host;              /* the shadow's memory */
+    uint8_t **target_host;      /* per entry: the target's memory */
+    uint64_t page;              /* host page: unit of fill and dirty log */
+    QEMUTimer *timer;           /* background write-back */
+    QLIST_ENTRY(CXLFMWShadow) link;
+    bool live;                  /* mapped; in cxl_shadows */
+
+    /*
+     * Pages that hold the backends' bytes (gathered, or all of them when
+     * filled eagerly).  Only those can hold guest writes: a page dirty in
+     * the log but never gathered (KVM reports every page dirty when its
+     * log starts) is skipped, not gathered to be copied back.
+     */
+    unsigned long *filled;
+
+    /* lazy fill */
+    int uffd;                   /* -1: filled eagerly */
+    int quit[2];                /* pipe: tells the fill thread to stop */
+    QemuThread thread;
+    uint8_t *bounce;            /* the fill thread's page */
+};
+
+static QLIST_HEAD(, CXLFMWShadow) cxl_shadows =
+    QLIST_HEAD_INITIALIZER(cxl_shadows);
+
+/* Copy shadow bytes [off, off + len) to or from the backends. */
+static void cxl_shadow_copy(CXLFMWShadow *sh, uint8_t *buf, uint64_t off,
+                            uint64_t len, bool to_backends)
+{
+    while (len) {
+        uint64_t toff, l = len;
+        unsigned e = memory_interleave_translate(sh->il, off, &toff, &l);
+        uint8_t *t = sh->target_host[e] + toff;
+
+        if (to_backends) {
+            memcpy(t, buf, l);
+            memory_region_set_dirty(sh->il->entries[e].target, toff, l);
+        } else {
+            memcpy(buf, t, l);
+        }
+        buf += l;
+        off += l;
+        len -= l;
+    }
+}
+
+/*
+ * Write every page dirtied since the last write-back into the backends.
+ * Called with the BQL held.  The guest may go on writing meanwhile: a
+ * page written after its bit was cleared is dirty again, and copied at
+ * the next write-back.
+ */
+static void cxl_shadow_writeback(CXLFMWShadow *sh)
+{
+    uint64_t size = sh->il->size, span = sh->page * CXL_SHADOW_SCAN_PAGES;
+    DirtyBitmapSnapshot *snap;
+    uint64_t off, p, copied = 0;
+
+    snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, size,
+                                                  DIRTY_MEMORY_VGA);
+    for (off = 0; off < size; off += span) {
+        uint64_t n = MIN(span, size - off);
+
+        if (!memory_region_snapshot_get_dirty(&sh->mr, snap, off, n)) {
+            continue;
+        }
+        for (p = off; p < off + n; p += sh->page) {
+            if (test_bit(p / sh->page, sh->filled) &&
+                memory_region_snapshot_get_dirty(&sh->mr, snap, p,
+                                                 sh->page)) {
+                cxl_shadow_copy(sh, sh->host + p, p, sh->page, true);
+                copied++;
+            }
+        }
+    }
+    g_free(snap);
+    if (copied) {
+        trace_cxl_shadow_writeback(memory_region_name(&sh->mr), copied);
+    }
+}
+
+/*
+ * Write back, then forget what the shadow holds: the backends may have
+ * changed under it (written while the VM was stopped, or by a device
+ * operation).  The next access gathers each page anew.
+ */
+static void cxl_shadow_invalidate(CXLFMWShadow *sh)
+{
+    ram_addr_t base = memory_region_get_ram_addr(&sh->mr);
+
+    cxl_shadow_writeback(sh);
+    if (sh->uffd >= 0) {
+        /* anonymous memory: the pages are gone, the next touch faults */
+        qemu_madvise(sh->host, sh->il->size, QEMU_MADV_DONTNEED);
+        bitmap_zero(sh->filled, sh->il->size / sh->page);
+    } else {
+        cxl_shadow_copy(sh, sh->host, 0, sh->il->size, false);
+    }
+    /* translated code from the old bytes, and the copy's dirty bits */
+    if (tcg_enabled()) {
+        tb_invalidate_phys_range(NULL, base, base + sh->il->size - 1);
+    }
+    g_free(memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
+                                                  DIRTY_MEMORY_VGA));
+    trace_cxl_shadow_invalidate(memory_region_name(&sh->mr));
+}
+
+static void cxl_shadow_tick(void *opaque)
+{
+    CXLFMWShadow *sh = opaque;
+
+    cxl_shadow_writeback(sh);
+    timer_mod(sh->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                         CXL_SHADOW_WRITEBACK_MS);
+}
+
+/*
+ * Sync points of the VM's run state.  Registered at the lowest priority:
+ * on stop this runs after every device has stopped, on start before any
+ * restarts.
+ */
+static void cxl_shadow_vm_state(void *opaque, bool running, RunState state)
+{
+    CXLFMWShadow *sh;
+
+    if (QLIST_EMPTY(&cxl_shadows)) {
+        return;
+    }
+    /* on start, before the vCPUs and devices run again */
+    if (running) {
+        QLIST_FOREACH(sh, &cxl_shadows, link) {
+            cxl_shadow_invalidate(sh);
+        }
+        return;
+    }
+    /* DMA still in flight may land in a shadow: let it, then copy */
+    bdrv_drain_all();
+    QLIST_FOREACH(sh, &cxl_shadows, link) {
+        cxl_shadow_writeback(sh);
+    }
+}
+
+void cxl_fmws_shadows_sync(void)
+{
+    CXLFMWShadow *sh;
+
+    QLIST_FOREACH(sh, &cxl_shadows, link) {
+        cxl_shadow_writeback(sh);
+    }
+}
+
+/*
+ * Copy entry @e's chunks from its target into the shadow again, where the
+ * shadow has them (pages never touched are gathered on first touch
+ * anyway).  Only that target's bytes change: the guest may go on writing
+ * the others' chunks in the same pages meanwhile.
+ */
+static void cxl_shadow_reload_entry(CXLFMWShadow *sh, unsigned e)
+{
+    uint64_t nchunks = sh->il->size / sh->il->chunk, k;
+    ram_addr_t base = memory_region_get_ram_addr(&sh->mr);
+
+    for (k = e; k < nchunks; k += sh->il->nb_entries) {
+        uint64_t off = k * sh->il->chunk, toff, len = sh->il->chunk;
+        uint64_t page = QEMU_ALIGN_DOWN(off, sh->page);
+
+        if (!test_bit(page / sh->page, sh->filled)) {
+            continue;
+        }
+        memory_interleave_translate(sh->il, off, &toff, &len);
+        memcpy(sh->host + off, sh->target_host[e] + toff, len);
+    }
+    if (tcg_enabled()) {
+        tb_invalidate_phys_range(NULL, base, base + sh->il->size - 1);
+    }
+}
+
+void cxl_fmws_shadows_reload(MemoryRegion *target)
+{
+    CXLFMWShadow *sh;
+    unsigned e;
+
+    QLIST_FOREACH(sh, &cxl_shadows, link) {
+        for (e = 0; e < sh->il->nb_entries; e++) {
+            if (sh->il->entries[e].target == target) {
+                cxl_shadow_reload_entry(sh, e);
+                trace_cxl_shadow_invalidate(memory_region_name(&sh->mr));
+            }
+        }
+    }
+}
+
+/* The fill thread: answers page faults on the shadow.  Never takes the BQL. */
+static void *cxl_shadow_fill_thread(void *opaque)
+{
+    CXLFMWShadow *sh = opaque;
+    struct uffd_msg msg[16];
+
+    for (;;) {
+        struct pollfd pfd[2] = {
+            { .fd = sh->uffd, .events = POLLIN },
+            { .fd = sh->quit[0], .events = POLLIN },
+        };
+        int n, i;
+
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            error_report("CXL shadow %s: poll: %s",
+                         memory_region_name(&sh->mr), strerror(errno));
+            break;
+        }
+        if (pfd[1].revents) {
+            break;
+        }
+        n = uffd_read_events(sh->uffd, msg, ARRAY_SIZE(msg));
+        for (i = 0; i < n; i++) {
+            uint64_t off;
+
+            if (msg[i].event != UFFD_EVENT_PAGEFAULT) {
+                continue;
+            }
+            off = QEMU_ALIGN_DOWN(msg[i].arg.pagefault.address -
+                                  (uintptr_t)sh->host, sh->page);
+            cxl_shadow_copy(sh, sh->bounce, off, sh->page, false);
+            /*
+             * Filled before the page appears: a write the guest makes
+             * as soon as it does must not be skipped by the write-back.
+             */
+            set_bit_atomic(off / sh->page, sh->filled);
+            /* EEXIST: another fault on the page was answered first */
+            if (uffd_copy_page(sh->uffd, sh->host + off, sh->bounce,
+                               sh->page, false) && errno != EEXIST) {
+                error_report("CXL shadow %s: cannot fill page 0x%" PRIx64
+                             ": %s", memory_region_name(&sh->mr), off,
+                             strerror(errno));
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Fill lazily through userfaultfd, or say why not. */
+static bool cxl_shadow_start_lazy(CXLFMWShadow *sh, Error **errp)
+{
+    sh->uffd = uffd_create_fd(0, true);
+    if (sh->uffd < 0) {
+        error_setg(errp, "userfaultfd is not available");
+        return false;
+    }
+    if (uffd_register_memory(sh->uffd, sh->host, sh->il->size,
+                             UFFDIO_REGISTER_MODE_MISSING, NULL)) {
+        error_setg(errp, "cannot register the shadow with userfaultfd");
+        uffd_close_fd(sh->uffd);
+        sh->uffd = -1;
+        return false;
+    }
+    if (pipe(sh->quit) < 0) {
+        error_setg_errno(errp, errno, "cannot make the fill thread's pipe");
+        uffd_close_fd(sh->uffd);
+        sh->uffd = -1;
+        return false;
+    }
+    sh->bounce = qemu_memalign(sh->page, sh->page);
+    qemu_thread_create(&sh->thread, "cxl-shadow-fill", cxl_shadow_fill_thread,
+                       sh, QEMU_THREAD_JOINABLE);
+    return true;
+}
+
+static void cxl_shadow_stop_lazy(CXLFMWShadow *sh)
+{
+    if (sh->uffd < 0) {
+        return;
+    }
+    if (write(sh->quit[1], "q", 1) != 1) {
+        error_report("CXL shadow: cannot stop the fill thread");
+    }
+    qemu_thread_join(&sh->thread);
+    uffd_close_fd(sh->uffd);
+    close(sh->quit[0]);
+    close(sh->quit[1]);
+    qemu_vfree(sh->bounce);
+    sh->uffd = -1;
+}
+
+CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
+                                 MemoryInterleave *il, Error **errp)
+{
+    static bool registered;
+    g_autoptr(CXLFMWShadow) sh = NULL;
+    g_autofree char *name = g_strdup_printf(
+        "cxl-fixed-memory-region.shadow%u", index);
+    g_autofree char *child = g_strdup_printf("shadow%u", index);
+    Error *lazy_err = NULL;
+    unsigned e;
+
+    if (!memory_interleave_targets_ok(il, MEMORY_INTERLEAVE_ROUTE_SHADOW,
+                                      errp)) {
+        return NULL;
+    }
+    sh = CXL_FMW_SHADOW(object_new(TYPE_CXL_FMW_SHADOW));
+    sh->uffd = -1;
+    sh->page = qemu_real_host_page_size();
+    if (il->size % sh->page) {
+        error_setg(errp, "piece of 0x%" PRIx64 " bytes is not a whole number "
+                   "of pages", il->size);
+        return NULL;
+    }
+    /* address space only: the pages come on first touch */
+    if (!memory_region_init_ram_flags_nomigrate(&sh->mr, OBJECT(sh), name,
+                                                il->size, RAM_NORESERVE,
+                                                errp)) {
+        return NULL;
+    }
+    sh->il = memory_interleave_ref(il);
+    sh->host = memory_region_get_ram_ptr(&sh->mr);
+    sh->target_host = g_new(uint8_t *, il->nb_entries);
+    for (e = 0; e < il->nb_entries; e++) {
+        memory_region_ref(il->entries[e].target);
+        sh->target_host[e] = memory_region_get_ram_ptr(il->entries[e].target);
+    }
+    /* huge pages would turn each fault into a 2 MiB gather */
+    qemu_madvise(sh->host, il->size, QEMU_MADV_NOHUGEPAGE);
+    sh->filled = bitmap_new(il->size / sh->page);
+    if (!cxl_shadow_start_lazy(sh, &lazy_err)) {
+        warn_report_once("CXL shadows are filled when made, not on first "
+                         "touch: %s", error_get_pretty(lazy_err));
+        error_free(lazy_err);
+        cxl_shadow_copy(sh, sh->host, 0, il->size, false);
+        bitmap_fill(sh->filled, il->size / sh->page);
+    }
+    /* a new block is all dirty: nothing is to be written back yet */
+    memory_region_set_log(&sh->mr, true, DIRTY_MEMORY_VGA);
+    g_free(memory_region_snapshot_and_clear_dirty(&sh->mr, 0, il->size,
+                                                  DIRTY_MEMORY_VGA));
+
+    object_property_add_child(owner, child, OBJECT(sh));
+    object_unref(OBJECT(sh));           /* the owner holds it now */
+    if (!registered) {
+        qemu_add_vm_change_state_handler_prio(cxl_shadow_vm_state, NULL,
+                                              INT_MIN / 2);
+        registered = true;
+    }
+    QLIST_INSERT_HEAD(&cxl_shadows, sh, link);
+    sh->live = true;
+    sh->timer = timer_new_ms(QEMU_CLOCK_REALTIME, cxl_shadow_tick, sh);
+    timer_mod(sh->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                         CXL_SHADOW_WRITEBACK_MS);
+    trace_cxl_shadow_new(name, il->size, il->chunk, sh->uffd >= 0);
+    return g_steal_pointer(&sh);
+}
+
+MemoryRegion *cxl_fmw_shadow_region(CXLFMWShadow *sh)
+{
+    return &sh->mr;
+}
+
+void cxl_fmw_shadow_retire(CXLFMWShadow *sh)
+{
+    /* called with the region already out of the window, in a transaction */
+    cxl_shadow_writeback(sh);
+    timer_free(sh->timer);
+    sh->timer = NULL;
+    QLIST_REMOVE(sh, link);
+    sh->live = false;
+    object_unparent(OBJECT(sh));
+}
+
+static void cxl_fmw_shadow_finalize(Object *obj)
+{
+    CXLFMWShadow *sh = CXL_FMW_SHADOW(obj);
+    unsigned e;
+
+    assert(!sh->live);
+    cxl_shadow_stop_lazy(sh);
+    for (e = 0; sh->il && e < sh->il->nb_entries; e++) {
+        memory_region_unref(sh->il->entries[e].target);
+    }
+    g_free(sh->target_host);
+    g_free(sh->filled);
+    memory_interleave_unref(sh->il);
+}
+
+static const TypeInfo cxl_fmw_shadow_info = {
+    .name = TYPE_CXL_FMW_SHADOW,
+    .parent = TYPE_OBJECT,
+    .instance_size = sizeof(CXLFMWShadow),
+    .instance_finalize = cxl_fmw_shadow_finalize,
+};
+
+static void cxl_fmw_shadow_register_types(void)
+{
+    type_register_static(&cxl_fmw_shadow_info);
+}
+
+type_init(cxl_fmw_shadow_register_types)
