@@ -583,7 +583,7 @@ static void cxl_fmw_map_piece(CXLFixedWindow *fw, unsigned i,
 static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
 {
     CXLFMWRouting *r = fw->routing;
-    CXLFMWRamRange next[CXL_FMW_MAX_RAM_RANGES];
+    CXLFMWRamRange next[CXL_FMW_MAX_RAM_RANGES] = {};
     unsigned nb_next = 0, i;
     hwaddr end = fw->base + fw->size, from = fw->base;
 
