@@ -419,6 +419,15 @@ def hold_across_uncommit(rig, op, in_backends, addr, size, seed):
     in_backends(addr, size, seed)
 
 
+def mailbox_of(q, ep):
+    """Where type-3 device @ep's mailbox registers are (info mtree -o)."""
+    m = re.search(r"^\s*([0-9a-f]+)-[0-9a-f]+ \([^)]*\): mailbox "
+                  r"owner:\{dev id=%s\}" % ep.name, q.hmp("info mtree -o"),
+                  re.M)
+    check(m, "no mailbox region for %s in info mtree -o" % ep.name)
+    return int(m.group(1), 16)
+
+
 def run_sanitize(rig, rng):
     """Sanitize (mailbox, a background operation) disables a device's
     media: its pieces of the window go back to MMIO until the operation
@@ -428,11 +437,7 @@ def run_sanitize(rig, rng):
     with Step("committed"):
         place_and_check(rig, 1)
     victim = t.eps[0]
-    m = re.search(r"^\s*([0-9a-f]+)-[0-9a-f]+ \([^)]*\): mailbox "
-                  r"owner:\{dev id=%s\}" % victim.name,
-                  q.hmp("info mtree -o"), re.M)
-    check(m, "no mailbox region for %s in info mtree -o" % victim.name)
-    mbox = int(m.group(1), 16)
+    mbox = mailbox_of(q, victim)
     with Step("sanitize started"):
         q.cmd("writeq 0x%x 0x4400" % (mbox + 0x8))      # Sanitize
         q.writel(mbox + 0x4, 1)                          # doorbell
@@ -467,11 +472,7 @@ def run_media_ops_zero(rig, rng):
     with Step("committed"):
         place_and_check(rig, 1)
     victim = t.eps[0]
-    m = re.search(r"^\s*([0-9a-f]+)-[0-9a-f]+ \([^)]*\): mailbox "
-                  r"owner:\{dev id=%s\}" % victim.name,
-                  q.hmp("info mtree -o"), re.M)
-    check(m, "no mailbox region for %s in info mtree -o" % victim.name)
-    mbox = int(m.group(1), 16)
+    mbox = mailbox_of(q, victim)
     with Step("zero the first MiB of %s" % victim.name):
         # class 1 (sanitize), subclass 1 (zero), one range: DPA 0, 1 MiB
         payload = struct.pack("<BBHIQQ", 1, 1, 0, 1, 0, 1 << 20)
