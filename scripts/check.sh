@@ -236,8 +236,10 @@ asan)
     qemu_build=$build/asan
     log_dir=$build/check-logs/asan
     mkdir -p "$log_dir"
-    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0
     export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+    # upstream's own leaks (savevm, migration), not ours
+    export LSAN_OPTIONS=suppressions=$top/tests/cxl/lsan-upstream.supp
     tier_routing ci
     tier_kvm
     tier_guest
