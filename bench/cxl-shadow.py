@@ -100,15 +100,16 @@ def delay(qemu_dir, guest_dir, probes):
             ep, dpa = topo.route(b, off)
             t0 = time.perf_counter()
             q.write(b + off, data)
-            with open(ep.path, "rb") as f:
-                while True:
-                    f.seek(dpa)
-                    if f.read(8) == data:
-                        break
+            fd = os.open(ep.path, os.O_RDONLY)
+            try:
+                # pread: a buffered file would answer from its own copy
+                while os.pread(fd, 8, dpa) != data:
                     if time.perf_counter() - t0 > 5:
                         raise RuntimeError("probe %d not written back in 5 s"
                                            % i)
                     time.sleep(0.0005)
+            finally:
+                os.close(fd)
             d.append(time.perf_counter() - t0)
         passes = struct.unpack("<Q", q.read(WRITER_PARAMS + 0x10, 8))[0]
         d.sort()
