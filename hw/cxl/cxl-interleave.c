@@ -608,7 +608,16 @@ static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
                 il = NULL;
                 error_setg(&err, "too many decoded pieces in one window");
             }
-            if (il && !cxl_fmw_piece_kind(r, il, &kind, &err)) {
+            if (il && nb_next < r->nb_cur &&
+                r->cur[nb_next].offset == from - fw->base &&
+                r->cur[nb_next].size == to - from &&
+                memory_interleave_equal(r->cur[nb_next].il, il)) {
+                /*
+                 * As it was: so is its kind (deciding again would stitch
+                 * the window anew under KVM, on every register write)
+                 */
+                kind = r->cur[nb_next].kind;
+            } else if (il && !cxl_fmw_piece_kind(r, il, &kind, &err)) {
                 memory_interleave_unref(il);
                 il = NULL;
             }
