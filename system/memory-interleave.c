@@ -219,6 +219,68 @@ void memory_interleave_for_each_run(const MemoryInterleave *il,
     }
 }
 
+void memory_interleave_gather(const MemoryInterleave *il, uint64_t offset,
+                              uint64_t len, uint8_t *dst,
+                              uint8_t *const *target_host)
+{
+    while (len) {
+        uint64_t toff, l = len;
+        unsigned e = memory_interleave_translate(il, offset, &toff, &l);
+
+        memcpy(dst, target_host[e] + toff, l);
+        dst += l;
+        offset += l;
+        len -= l;
+    }
+}
+
+uint64_t memory_interleave_scatter(const MemoryInterleave *il,
+                                   uint64_t offset, const uint8_t *src,
+                                   const unsigned long *bitmap,
+                                   uint64_t nb_pages, uint64_t page_size,
+                                   uint8_t *const *target_host,
+                                   MemoryInterleaveWrittenFn *fn,
+                                   void *opaque)
+{
+    /* per entry: the run of target bytes written so far, [start, end) */
+    g_autofree uint64_t *start = g_new0(uint64_t, il->nb_entries);
+    g_autofree uint64_t *end = g_new0(uint64_t, il->nb_entries);
+    uint64_t i, copied = 0;
+    unsigned e;
+
+    for (i = 0; i < nb_pages; i++) {
+        uint64_t off = offset + i * page_size, len = page_size;
+        const uint8_t *from = src + i * page_size;
+
+        if (!page_bit(bitmap, i)) {
+            continue;
+        }
+        while (len) {
+            uint64_t toff, l = len;
+
+            e = memory_interleave_translate(il, off, &toff, &l);
+            memcpy(target_host[e] + toff, from, l);
+            if (end[e] != toff || end[e] == start[e]) {
+                if (end[e] != start[e]) {
+                    fn(il, e, start[e], end[e] - start[e], opaque);
+                }
+                start[e] = toff;
+            }
+            end[e] = toff + l;
+            from += l;
+            off += l;
+            len -= l;
+        }
+        copied++;
+    }
+    for (e = 0; e < il->nb_entries; e++) {
+        if (end[e] != start[e]) {
+            fn(il, e, start[e], end[e] - start[e], opaque);
+        }
+    }
+    return copied;
+}
+
 /* Target offset of the first byte of chunk @k (arithmetic only). */
 static uint64_t chunk_target_offset(const MemoryInterleave *il, uint64_t k,
                                     unsigned *e)

@@ -22,7 +22,12 @@
  *    them again), every CXL_SHADOW_WRITEBACK_MS while the guest runs and
  *    exactly at every sync point: VM stop (after draining block I/O, whose
  *    DMA may still land in the shadow), and whenever the piece's route
- *    changes (uncommit, reprogram, reset, unplug, media disable);
+ *    changes (uncommit, reprogram, reset, unplug, media disable).  The
+ *    background write-back takes its snapshot of the dirty log under the
+ *    BQL (a main-loop timer) and leaves the copy to a writer thread that
+ *    never takes the BQL, so that vCPUs waiting for the BQL (interrupts,
+ *    MMIO) do not wait for the copy; a sync point waits for the writer,
+ *    then copies what is left itself;
  *  - invalidation: when the VM starts running again, and after a device
  *    operation that writes its media while it runs, the shadow is written
  *    back and then dropped, so that what the backends hold now is what the
@@ -41,6 +46,7 @@
 #include "qemu/madvise.h"
 #include "qemu/main-loop.h"
 #include "qemu/memalign.h"
+#include "qemu/rcu.h"
 #include "qemu/thread.h"
 #include "qemu/timer.h"
 #include "qemu/units.h"
@@ -75,7 +81,6 @@ struct CXLFMWShadow {
     uint8_t *host;              /* the shadow's memory */
     uint8_t **target_host;      /* per entry: the target's memory */
     uint64_t page;              /* host page: unit of fill and dirty log */
-    QEMUTimer *timer;           /* background write-back */
     QLIST_ENTRY(CXLFMWShadow) link;
     bool live;                  /* mapped; in cxl_shadows */
 
@@ -87,6 +92,21 @@ struct CXLFMWShadow {
      */
     unsigned long *filled;
 
+    /*
+     * Background write-back: every CXL_SHADOW_WRITEBACK_MS the timer
+     * (BQL held) hands a snapshot of the dirty log to the writer thread,
+     * unless the writer still copies the last one.  A sync point waits
+     * for @wb_idle before it takes its own snapshot, so that no copy of
+     * older bytes lands after it.
+     */
+    QEMUTimer *timer;
+    QemuThread writer;
+    QemuMutex wb_lock;          /* protects wb_snap and wb_quit */
+    QemuCond wb_cond;           /* wb_snap or wb_quit set */
+    DirtyBitmapSnapshot *wb_snap;
+    bool wb_quit;
+    QemuEvent wb_idle;          /* set: the writer holds no snapshot */
+
     /* lazy fill */
     int uffd;                   /* -1: filled eagerly */
     int quit[2];                /* pipe: tells the fill thread to stop */
@@ -97,60 +117,103 @@ struct CXLFMWShadow {
 static QLIST_HEAD(, CXLFMWShadow) cxl_shadows =
     QLIST_HEAD_INITIALIZER(cxl_shadows);
 
-/* Copy shadow bytes [off, off + len) to or from the backends. */
-static void cxl_shadow_copy(CXLFMWShadow *sh, uint8_t *buf, uint64_t off,
-                            uint64_t len, bool to_backends)
+static void cxl_shadow_gather(CXLFMWShadow *sh, uint8_t *buf, uint64_t off,
+                              uint64_t len)
 {
-    while (len) {
-        uint64_t toff, l = len;
-        unsigned e = memory_interleave_translate(sh->il, off, &toff, &l);
-        uint8_t *t = sh->target_host[e] + toff;
+    memory_interleave_gather(sh->il, off, len, buf, sh->target_host);
+}
 
-        if (to_backends) {
-            memcpy(t, buf, l);
-            memory_region_set_dirty(sh->il->entries[e].target, toff, l);
-        } else {
-            memcpy(buf, t, l);
+static void cxl_shadow_written(const MemoryInterleave *il, unsigned e,
+                               uint64_t target_offset, uint64_t len,
+                               void *opaque)
+{
+    memory_region_set_dirty(il->entries[e].target, target_offset, len);
+}
+
+/*
+ * Copy the pages @snap has dirty, among those filled, into the backends,
+ * and mark the bytes written dirty there.  Needs no BQL: the targets are
+ * referenced and their dirty bitmaps are set atomically.
+ */
+static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap)
+{
+    uint64_t size = sh->il->size, span = sh->page * CXL_SHADOW_SCAN_PAGES;
+    DECLARE_BITMAP(pages, CXL_SHADOW_SCAN_PAGES);
+    uint64_t off, copied = 0;
+
+    for (off = 0; off < size; off += span) {
+        uint64_t n = MIN(span, size - off) / sh->page, i;
+        bool any = false;
+
+        if (!memory_region_snapshot_get_dirty(&sh->mr, snap, off,
+                                              n * sh->page)) {
+            continue;
         }
-        buf += l;
-        off += l;
-        len -= l;
+        bitmap_zero(pages, CXL_SHADOW_SCAN_PAGES);
+        for (i = 0; i < n; i++) {
+            uint64_t p = off + i * sh->page;
+
+            if (test_bit(p / sh->page, sh->filled) &&
+                memory_region_snapshot_get_dirty(&sh->mr, snap, p,
+                                                 sh->page)) {
+                set_bit(i, pages);
+                any = true;
+            }
+        }
+        if (any) {
+            copied += memory_interleave_scatter(sh->il, off, sh->host + off,
+                                                pages, n, sh->page,
+                                                sh->target_host,
+                                                cxl_shadow_written, NULL);
+        }
+    }
+    if (copied) {
+        trace_cxl_shadow_writeback(memory_region_name(&sh->mr), copied);
     }
 }
 
 /*
- * Write every page dirtied since the last write-back into the backends.
- * Called with the BQL held.  The guest may go on writing meanwhile: a
- * page written after its bit was cleared is dirty again, and copied at
- * the next write-back.
+ * Write every page dirtied since the last write-back into the backends,
+ * before returning: a sync point.  Called with the BQL held.  The guest
+ * may go on writing meanwhile: a page written after its bit was cleared
+ * is dirty again, and copied at the next write-back.
  */
 static void cxl_shadow_writeback(CXLFMWShadow *sh)
 {
-    uint64_t size = sh->il->size, span = sh->page * CXL_SHADOW_SCAN_PAGES;
     DirtyBitmapSnapshot *snap;
-    uint64_t off, p, copied = 0;
 
-    snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, size,
+    /* the writer's copy of older bytes must not land after ours */
+    qemu_event_wait(&sh->wb_idle);
+    snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
                                                   DIRTY_MEMORY_VGA);
-    for (off = 0; off < size; off += span) {
-        uint64_t n = MIN(span, size - off);
+    cxl_shadow_copy_dirty(sh, snap);
+    g_free(snap);
+}
 
-        if (!memory_region_snapshot_get_dirty(&sh->mr, snap, off, n)) {
+/* The writer thread: copies the snapshots the timer hands it, no BQL. */
+static void *cxl_shadow_writer_thread(void *opaque)
+{
+    CXLFMWShadow *sh = opaque;
+
+    rcu_register_thread();
+    qemu_mutex_lock(&sh->wb_lock);
+    while (sh->wb_snap || !sh->wb_quit) {
+        DirtyBitmapSnapshot *snap = sh->wb_snap;
+
+        if (!snap) {
+            qemu_cond_wait(&sh->wb_cond, &sh->wb_lock);
             continue;
         }
-        for (p = off; p < off + n; p += sh->page) {
-            if (test_bit(p / sh->page, sh->filled) &&
-                memory_region_snapshot_get_dirty(&sh->mr, snap, p,
-                                                 sh->page)) {
-                cxl_shadow_copy(sh, sh->host + p, p, sh->page, true);
-                copied++;
-            }
-        }
+        qemu_mutex_unlock(&sh->wb_lock);
+        cxl_shadow_copy_dirty(sh, snap);
+        g_free(snap);
+        qemu_mutex_lock(&sh->wb_lock);
+        sh->wb_snap = NULL;
+        qemu_event_set(&sh->wb_idle);
     }
-    g_free(snap);
-    if (copied) {
-        trace_cxl_shadow_writeback(memory_region_name(&sh->mr), copied);
-    }
+    qemu_mutex_unlock(&sh->wb_lock);
+    rcu_unregister_thread();
+    return NULL;
 }
 
 /*
@@ -168,7 +231,7 @@ static void cxl_shadow_invalidate(CXLFMWShadow *sh)
         qemu_madvise(sh->host, sh->il->size, QEMU_MADV_DONTNEED);
         bitmap_zero(sh->filled, sh->il->size / sh->page);
     } else {
-        cxl_shadow_copy(sh, sh->host, 0, sh->il->size, false);
+        cxl_shadow_gather(sh, sh->host, 0, sh->il->size);
     }
     /* translated code from the old bytes, and the copy's dirty bits */
     if (tcg_enabled()) {
@@ -179,11 +242,20 @@ static void cxl_shadow_invalidate(CXLFMWShadow *sh)
     trace_cxl_shadow_invalidate(memory_region_name(&sh->mr));
 }
 
+/* Background write-back: the snapshot here, the copy in the writer. */
 static void cxl_shadow_tick(void *opaque)
 {
     CXLFMWShadow *sh = opaque;
 
-    cxl_shadow_writeback(sh);
+    qemu_mutex_lock(&sh->wb_lock);
+    /* a writer still busy with the last one copies this one next time */
+    if (!sh->wb_snap) {
+        sh->wb_snap = memory_region_snapshot_and_clear_dirty(
+            &sh->mr, 0, sh->il->size, DIRTY_MEMORY_VGA);
+        qemu_event_reset(&sh->wb_idle);
+        qemu_cond_signal(&sh->wb_cond);
+    }
+    qemu_mutex_unlock(&sh->wb_lock);
     timer_mod(sh->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
                          CXL_SHADOW_WRITEBACK_MS);
 }
@@ -297,7 +369,7 @@ static void *cxl_shadow_fill_thread(void *opaque)
             }
             off = QEMU_ALIGN_DOWN(msg[i].arg.pagefault.address -
                                   (uintptr_t)sh->host, sh->page);
-            cxl_shadow_copy(sh, sh->bounce, off, sh->page, false);
+            cxl_shadow_gather(sh, sh->bounce, off, sh->page);
             /*
              * Filled before the page appears: a write the guest makes
              * as soon as it does must not be skipped by the write-back.
@@ -374,7 +446,6 @@ CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
         return NULL;
     }
     sh = CXL_FMW_SHADOW(object_new(TYPE_CXL_FMW_SHADOW));
-    sh->uffd = -1;
     sh->page = qemu_real_host_page_size();
     if (il->size % sh->page) {
         error_setg(errp, "piece of 0x%" PRIx64 " bytes is not a whole number "
@@ -401,7 +472,7 @@ CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
         warn_report_once("CXL shadows are filled when made, not on first "
                          "touch: %s", error_get_pretty(lazy_err));
         error_free(lazy_err);
-        cxl_shadow_copy(sh, sh->host, 0, il->size, false);
+        cxl_shadow_gather(sh, sh->host, 0, il->size);
         bitmap_fill(sh->filled, il->size / sh->page);
     }
     /* a new block is all dirty: nothing is to be written back yet */
@@ -441,12 +512,33 @@ void cxl_fmw_shadow_retire(CXLFMWShadow *sh)
     object_unparent(OBJECT(sh));
 }
 
+static void cxl_fmw_shadow_init(Object *obj)
+{
+    CXLFMWShadow *sh = CXL_FMW_SHADOW(obj);
+
+    sh->uffd = -1;
+    qemu_mutex_init(&sh->wb_lock);
+    qemu_cond_init(&sh->wb_cond);
+    qemu_event_init(&sh->wb_idle, true);
+    qemu_thread_create(&sh->writer, "cxl-shadow-wb", cxl_shadow_writer_thread,
+                       sh, QEMU_THREAD_JOINABLE);
+}
+
 static void cxl_fmw_shadow_finalize(Object *obj)
 {
     CXLFMWShadow *sh = CXL_FMW_SHADOW(obj);
     unsigned e;
 
     assert(!sh->live);
+    /* the writer never takes the BQL: joining it under the BQL is safe */
+    qemu_mutex_lock(&sh->wb_lock);
+    sh->wb_quit = true;
+    qemu_cond_signal(&sh->wb_cond);
+    qemu_mutex_unlock(&sh->wb_lock);
+    qemu_thread_join(&sh->writer);
+    qemu_event_destroy(&sh->wb_idle);
+    qemu_cond_destroy(&sh->wb_cond);
+    qemu_mutex_destroy(&sh->wb_lock);
     cxl_shadow_stop_lazy(sh);
     for (e = 0; sh->il && e < sh->il->nb_entries; e++) {
         memory_region_unref(sh->il->entries[e].target);
@@ -460,6 +552,7 @@ static const TypeInfo cxl_fmw_shadow_info = {
     .name = TYPE_CXL_FMW_SHADOW,
     .parent = TYPE_OBJECT,
     .instance_size = sizeof(CXLFMWShadow),
+    .instance_init = cxl_fmw_shadow_init,
     .instance_finalize = cxl_fmw_shadow_finalize,
 };
 

@@ -190,6 +190,46 @@ void memory_interleave_for_each_dirty_piece(const MemoryInterleave *il,
                                             void *opaque);
 
 /*
+ * Copying between a window and its targets' bytes, for a copy of the
+ * window that is not mapped onto the targets (hw/cxl's write-back shadow
+ * of a sub-page interleave).  @target_host[e] is entry e's target memory.
+ * Any chunk size: a page of the window may span several entries.
+ */
+
+/**
+ * memory_interleave_gather: copy window bytes from the targets
+ * @offset: window offset of the first byte
+ * @len: bytes; [@offset, @offset + @len) inside the window
+ * @dst: receives the window's bytes
+ */
+void memory_interleave_gather(const MemoryInterleave *il, uint64_t offset,
+                              uint64_t len, uint8_t *dst,
+                              uint8_t *const *target_host);
+
+/**
+ * memory_interleave_scatter: copy the pages a bitmap names to the targets
+ * @offset: window offset of bit 0, and of @src[0]
+ * @src: the window's bytes from @offset on
+ * @bitmap: one bit per page of @page_size bytes; set: copy the page
+ * @nb_pages: bits in @bitmap, all inside the window
+ * @fn: called once per run of target bytes written that is contiguous in
+ *      one target, with its entry, target offset and length, so that the
+ *      caller marks each target's written bytes dirty once per run rather
+ *      than once per chunk; every byte written is in exactly one run
+ * Returns: the pages copied.
+ */
+typedef void MemoryInterleaveWrittenFn(const MemoryInterleave *il,
+                                       unsigned e, uint64_t target_offset,
+                                       uint64_t len, void *opaque);
+uint64_t memory_interleave_scatter(const MemoryInterleave *il,
+                                   uint64_t offset, const uint8_t *src,
+                                   const unsigned long *bitmap,
+                                   uint64_t nb_pages, uint64_t page_size,
+                                   uint8_t *const *target_host,
+                                   MemoryInterleaveWrittenFn *fn,
+                                   void *opaque);
+
+/*
  * Stitching a window into one host mapping (memory-interleave-host.c) maps
  * each run of chunks that is contiguous both in the window and in one
  * target file.  @file identifies each entry's file, @file_offset is where
