@@ -63,10 +63,26 @@ static void *alloc(size_t size)
 static int cmd_bw(size_t mib)
 {
     size_t size = mib * MIB, n = size / 8, i;
-    uint64_t *a = alloc(size), sum = 0;
-    double t, w, r, c;
+    uint64_t *a, sum = 0;
+    double t, w, r, c, f;
     int rep, reps = 4;
+    char *p;
 
+    /* first touch: a page fault and a zeroed page each 4 KiB */
+    t = now();
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        perror("mmap");
+        return 1;
+    }
+    for (i = 0; i < size; i += 4096) {
+        p[i] = 1;
+    }
+    f = now() - t;
+    munmap(p, size);
+
+    a = alloc(size);
     t = now();
     for (rep = 0; rep < reps; rep++) {
         for (i = 0; i < n; i++) {
@@ -86,9 +102,9 @@ static int cmd_bw(size_t mib)
         memcpy(a + n / 2, a, size / 2);
     }
     c = now() - t;
-    printf("E2E bw mib=%zu write=%.0f read=%.0f copy=%.0f sum=%" PRIu64 "\n",
-           mib, reps * mib / w, reps * mib / r, reps * mib / 2 / c,
-           sum & 1);
+    printf("E2E bw mib=%zu write=%.0f read=%.0f copy=%.0f touch=%.0f "
+           "sum=%" PRIu64 "\n", mib, reps * mib / w, reps * mib / r,
+           reps * mib / 2 / c, mib / f, sum & 1);
     return 0;
 }
 
