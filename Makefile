@@ -21,13 +21,23 @@ CONFIGURE_FLAGS  := --python=$(PYTHON) --target-list=$(TARGETS) \
 SHELL            := /bin/bash
 .SHELLFLAGS      := -o pipefail -ec
 
-# ninja's [n/m] lines, thinned to a progress line every 250 steps
-NINJA_PROGRESS   := awk -F'[][/]' '!/^\[/ || $$2 % 250 == 0 || $$2 == $$3 { print; fflush() }'
+# ninja's [n/m] lines, thinned to a percentage every 2% of the steps
+# (other lines, such as compiler errors, pass through)
+NINJA_PROGRESS   := awk 'BEGIN { last = -2 } \
+    /^\[[0-9]+\/[0-9]+\] / { \
+        s = $$1; gsub(/[][]/, "", s); split(s, n, "/"); p = int(100 * n[1] / n[2]); \
+        if (p >= last + 2 || n[1] == n[2]) { \
+            last = p; d = $$0; sub(/^[^ ]* /, "", d); \
+            printf "build: %3d%% [%s] %s\n", p, s, substr(d, 1, 90); fflush() } \
+        next } \
+    { print; fflush() }'
 
 export QEMU_DEB_VERSION
 
-.PHONY: all deps fetch apply qemu run check check-fast check-upstream check-cxl-full \
-        fuzz asan fuzz-asan check-asan stress e2e e2e-image \
+.PHONY: all deps fetch apply qemu run demo-qtest install edk2 check check-fast check-install \
+        check-upstream check-cxl-full \
+        fuzz asan fuzz-asan check-asan stress e2e e2e-image e2e-image-amd64 \
+        e2e-image-arm64 \
         configure baseline baseline-apply baseline-configure bench \
         clean distclean
 

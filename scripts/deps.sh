@@ -59,7 +59,21 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_version" ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+echo "deps.sh: apt-get update"
 apt-get update -qq || die "apt-get update failed"
+
+# apt-get install, its output thinned to a progress line every 10
+# packages downloaded and set up (about 7 minutes for all of them on a
+# fresh machine)
+apt_install() {
+    apt-get install -y -q --no-install-recommends -o Dpkg::Progress-Fancy=0 "$@" 2>&1 |
+        awk '/newly installed/ { n = $3 + 0; printf "deps.sh: %d packages to install\n", n; fflush() }
+             /^Need to get/ { printf "deps.sh: downloading %s %s\n", $4, $5; fflush() }
+             /^Get:/ { g++; if (g % 10 == 0) { printf "deps.sh: downloaded %d/%d\n", g, n; fflush() } }
+             /^Setting up / { u++; if (u % 10 == 0 || u == n) {
+                 printf "deps.sh: set up %d/%d (%s)\n", u, n, $3; fflush() } }
+             /^E: / { print; fflush() }'
+}
 
 pkgs=(
     build-essential pkg-config git python3 python3-venv dpkg-dev
@@ -69,8 +83,9 @@ pkgs=(
     clang llvm gcc-aarch64-linux-gnu libc6-dev-arm64-cross
     seabios ipxe-qemu qemu-efi-aarch64
 )
-apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null ||
-    die "apt-get install failed: ${pkgs[*]}"
-apt-get install -y -qq --no-install-recommends -t bookworm-backports meson >/dev/null ||
+echo "deps.sh: installing ${pkgs[*]}"
+apt_install "${pkgs[@]}" || die "apt-get install failed: ${pkgs[*]}"
+echo "deps.sh: installing meson from bookworm-backports"
+apt_install -t bookworm-backports meson ||
     die "meson >= 1.5 from bookworm-backports could not be installed"
 echo "$want_version" > "$stamp"

@@ -2,11 +2,14 @@
 # Download (never install) trixie .debs for the e2e guest image, with a
 # private apt state: the kernel with CXL region support, busybox, ndctl's
 # cxl/daxctl, memtester, stress-ng, numactl and every library they need.
-# Usage: fetch-debs.sh ARCH OUT_DIR      (ARCH: amd64 or arm64)
+# Usage: fetch-debs.sh ARCH OUT_DIR [PACKAGE...]   (ARCH: amd64 or arm64)
+# With PACKAGEs, only those (make install takes trixie's edk2 this way).
+# Prints a line per package it downloads, with its size.
 set -euo pipefail
 
-arch=${1:?usage: fetch-debs.sh ARCH OUT}
-out=$(realpath -m "${2:?usage: fetch-debs.sh ARCH OUT}")
+arch=${1:?usage: fetch-debs.sh ARCH OUT [PACKAGE...]}
+out=$(realpath -m "${2:?usage: fetch-debs.sh ARCH OUT [PACKAGE...]}")
+shift 2
 top=$(cd "$(dirname "$0")/../.." && pwd)
 state=$out/apt-state
 debs=$out/debs
@@ -37,6 +40,7 @@ CONF
 export APT_CONFIG=$state/apt.conf
 
 if [ ! -s "$state/updated" ]; then
+    echo "fetch-debs.sh: reading trixie's package index for $arch"
     apt-get -qq update
     date > "$state/updated"
 fi
@@ -56,12 +60,17 @@ pkgs="$kernel busybox-static cxl daxctl libcxl1 libdaxctl1 libndctl6 memtester
 # libipsec-mb2 exists for x86 only; arm64 boots trixie's edk2 (unpacked,
 # run.py takes QEMU_EFI.fd from the image tree)
 [ "$arch" = amd64 ] || pkgs="${pkgs/libipsec-mb2/} qemu-efi-aarch64"
+[ $# = 0 ] || pkgs="$*"
 cd "$debs"
 n=0
+total=$(echo $pkgs | wc -w)
 for p in $pkgs; do
+    n=$((n + 1))
     if ! ls "${p}"_*.deb > /dev/null 2>&1; then
+        size=$(apt-cache show --no-all-versions "$p" 2>/dev/null |
+               awk '/^Size:/ { printf "%.1f MB", $2 / 1e6; exit }')
+        echo "fetch-debs.sh: [$n/$total] $arch $p ${size:+($size)}"
         apt-get -qq download "$p" 2>/dev/null || echo "fetch-debs.sh: no $p for $arch" >&2
     fi
-    n=$((n + 1))
 done
 echo "fetch-debs.sh: $n packages for $arch in $debs"
