@@ -64,15 +64,41 @@ qemu: configure
 	@scripts/firmware-links.sh $(QEMU_BUILD) $(FIRMWARE_PATH)
 	@scripts/optionroms.sh $(SRC) $(QEMU_BUILD)
 
-# The demo: a q35 machine with a 4-way interleaved CXL fixed memory window.
-run: qemu
+# The demo: a Linux guest (trixie, TCG) on q35 creates a 4-way interleaved
+# region with cxl create-region at the default granularity and onlines it;
+# bandwidth on the CXL and DRAM nodes with the window as RAM and as the
+# MMIO decode; where the guest's pattern landed in each backend file.
+run: qemu e2e-image-amd64
+	@$(PYTHON) tests/e2e/run.py --qemu-dir $(QEMU_BUILD) --image $(E2E_DIR)/amd64 --demo
+
+# The qtest demo: the HDM decoders committed over the qtest protocol,
+# chunks found in the backend files.
+demo-qtest: qemu
 	@$(PYTHON) scripts/demo.py --qemu $(QEMU_BUILD)/qemu-system-x86_64
+
+# The two emulators and the data they load (option ROMs, keymaps, trixie's
+# edk2 for arm64), under PREFIX (DESTDIR for staging); no other tool, so
+# Debian's qemu-img & co. stay what PATH finds.  The build is relocatable:
+# any PREFIX works without reconfiguring.
+PREFIX           ?= /usr/local
+DESTDIR          ?=
+EDK2_FD          := $(BUILD)/edk2/QEMU_EFI.fd
+
+edk2: deps
+	@scripts/fetch-edk2.sh $(BUILD)/e2e/arm64 $(EDK2_FD)
+
+install: qemu edk2
+	@scripts/install.sh $(QEMU_BUILD) "$(PREFIX)" "$(DESTDIR)" $(EDK2_FD)
 
 check-fast: deps
 	@scripts/check.sh fast
 
 check: qemu
 	@scripts/check.sh all
+
+# make install into a temporary DESTDIR, guests booted from it with no -L
+check-install: qemu
+	@scripts/check.sh install
 
 # Every CXL routing scenario (topologies x granules x machines); the
 # check target runs a representative subset.
@@ -97,17 +123,15 @@ fuzz: qemu
 E2E_DIR          := $(BUILD)/e2e
 E2E_HELPER       := tests/e2e/guest/cxl-e2e.c tests/e2e/guest/cxl-fwcommit.c
 
-e2e-image: deps
-	@tests/e2e/fetch-debs.sh amd64 $(E2E_DIR)/amd64
-	@tests/e2e/fetch-debs.sh arm64 $(E2E_DIR)/arm64
-	@gcc -O2 -static -Wall -o $(E2E_DIR)/cxl-e2e-amd64 $(E2E_HELPER)
-	@aarch64-linux-gnu-gcc -O2 -static -Wall -o $(E2E_DIR)/cxl-e2e-arm64 \
-	    $(E2E_HELPER)
-	@for a in amd64 arm64; do \
-	    $(PYTHON) tests/e2e/build-image.py --debs $(E2E_DIR)/$$a/debs \
-	        --out $(E2E_DIR)/$$a --helper $(E2E_DIR)/cxl-e2e-$$a \
-	        --init tests/e2e/guest/init; \
-	done
+e2e-image: e2e-image-amd64 e2e-image-arm64
+
+e2e-image-amd64 e2e-image-arm64: e2e-image-%: deps
+	@tests/e2e/fetch-debs.sh $* $(E2E_DIR)/$*
+	@$(if $(filter arm64,$*),aarch64-linux-gnu-gcc,gcc) -O2 -static -Wall \
+	    -o $(E2E_DIR)/cxl-e2e-$* $(E2E_HELPER)
+	@$(PYTHON) tests/e2e/build-image.py --debs $(E2E_DIR)/$*/debs \
+	    --out $(E2E_DIR)/$* --helper $(E2E_DIR)/cxl-e2e-$* \
+	    --init tests/e2e/guest/init
 
 E2E_RUN          := $(PYTHON) tests/e2e/run.py --qemu-dir $(QEMU_BUILD)
 E2E_X86          := $(E2E_RUN) --image $(E2E_DIR)/amd64

@@ -101,6 +101,57 @@ tier_demo() {
     fi
 }
 
+# Tier 3b: make install into a temporary DESTDIR (the build reused, only the
+# emulators and their data), then the user guide's command lines
+# (docs/system/cxl-interleave.rst) run with the installed binaries, no -L:
+# x86_64 -kernel through the installed option ROMs, arm64 through the
+# installed edk2, found by name.  And the build-tree binary finds its
+# option ROMs in qemu-bundle/ (-kernel, no -L).
+tier_install() {
+    local log=$log_dir/install.log dest prefix=/opt/qemu-cxl bin extra block
+    if ! make -s -C "$top" e2e-image > "$log_dir/e2e-image.log" 2>&1; then
+        tail -20 "$log_dir/e2e-image.log"
+        count "install (e2e image)" 0 1
+        return
+    fi
+    dest=$(mktemp -d /tmp/cxl-install-XXXXXX)
+    bin=$dest$prefix/bin
+    if ! make -s -C "$top" install DESTDIR="$dest" PREFIX=$prefix > "$log" 2>&1; then
+        cat "$log"
+        count "install (DESTDIR)" 0 1
+        rm -rf "$dest"
+        return
+    fi
+    # nothing but the two emulators: Debian's qemu-img & co. stay on PATH
+    extra=$(cd "$dest" && find . -type f -path "*/bin/*" |
+            grep -vxE '\./opt/qemu-cxl/bin/qemu-system-(x86_64|aarch64)' || true)
+    if [ -n "$extra" ] || [ ! -x "$bin/qemu-system-x86_64" ]; then
+        cat "$log"
+        echo "install: expected only the two emulators in $prefix/bin, got: $extra"
+        count "install (DESTDIR)" 0 1
+    else
+        count "install (DESTDIR)" 1 0
+    fi
+    for block in q35 virt; do
+        /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$bin" \
+            --image "$build/e2e/$([ $block = q35 ] && echo amd64 || echo arm64)" \
+            --brief --guide $block --no-firmware-path \
+            > "$log_dir/install-guide-$block.log" 2>&1
+        count_log "user guide $block, installed" "$log_dir/install-guide-$block.log"
+    done
+    rm -rf "$dest"
+    log=$log_dir/build-tree-no-L.log
+    if printf '%s\n' '{"execute": "qmp_capabilities"}' '{"execute": "quit"}' |
+        timeout 60 "$qemu_build/qemu-system-x86_64" -M q35 -display none \
+            -nodefaults -S -kernel "$build/e2e/amd64/vmlinuz" -qmp stdio \
+            > "$log" 2>&1 && ! grep -q "Failed to open" "$log"; then
+        count "build tree: -kernel, no -L" 1 0
+    else
+        cat "$log"
+        count "build tree: -kernel, no -L" 0 1
+    fi
+}
+
 # Tier 4: CXL routing qtests (python, both machines): decoders committed
 # over MMIO, bytes checked in every backend file, RAM route against the
 # MMIO decode.  The full matrix is `make check-cxl-full`.
@@ -224,6 +275,8 @@ tier_e2e_full() {
 }
 
 case $mode in
+install)
+    tier_install ;;
 e2e-full)
     tier_e2e_full ;;
 fast)
@@ -248,6 +301,7 @@ all)
     tier_standalone
     tier_meson
     tier_demo
+    tier_install
     tier_routing ci
     tier_kvm
     tier_guest
@@ -255,7 +309,7 @@ all)
     tier_hotplug
     tier_e2e ;;
 *)
-    echo "usage: check.sh [fast|all|cxl-full|e2e-full|asan]" >&2
+    echo "usage: check.sh [fast|all|install|cxl-full|e2e-full|asan]" >&2
     exit 2 ;;
 esac
 
