@@ -71,6 +71,15 @@
 /* Pages looked at together when skipping clean parts of the bitmap */
 #define CXL_SHADOW_SCAN_PAGES 512
 
+/*
+ * Pages filled by one userfaultfd answer at most: the faulting page and
+ * the unfilled pages after it.  A guest that touches fresh memory does so
+ * in address order (the page allocator hands out split blocks), so one
+ * fault in 16 instead of every one reaches the fill thread; resident
+ * memory stays within 16 pages of each page touched.
+ */
+#define CXL_SHADOW_FILL_PAGES 16
+
 #define TYPE_CXL_FMW_SHADOW "x-cxl-fmw-shadow"
 OBJECT_DECLARE_SIMPLE_TYPE(CXLFMWShadow, CXL_FMW_SHADOW)
 
@@ -111,7 +120,7 @@ struct CXLFMWShadow {
     int uffd;                   /* -1: filled eagerly */
     int quit[2];                /* pipe: tells the fill thread to stop */
     QemuThread thread;
-    uint8_t *bounce;            /* the fill thread's page */
+    uint8_t *bounce;            /* the fill thread's CXL_SHADOW_FILL_PAGES */
 };
 
 static QLIST_HEAD(, CXLFMWShadow) cxl_shadows =
@@ -336,6 +345,68 @@ void cxl_fmws_shadows_reload(MemoryRegion *target)
     }
 }
 
+/*
+ * Place @len bytes of the bounce buffer at shadow offset @off and wake the
+ * threads waiting there.  A page that is there already (EEXIST: a fault
+ * answered twice, or a page filled while the shadow was being dropped) is
+ * skipped.  Returns 0, or the errno of a failure that left pages out.
+ */
+static int cxl_shadow_place(CXLFMWShadow *sh, uint64_t off, uint64_t len)
+{
+    uint64_t done = 0;
+
+    while (done < len) {
+        struct uffdio_copy copy = {
+            .dst = (uintptr_t)sh->host + off + done,
+            .src = (uintptr_t)sh->bounce + done,
+            .len = len - done,
+        };
+
+        if (!ioctl(sh->uffd, UFFDIO_COPY, &copy)) {
+            return 0;
+        }
+        if (errno != EEXIST && errno != EAGAIN) {
+            return errno;
+        }
+        /* copy.copy: bytes placed before the page that stopped it */
+        done += (copy.copy > 0 ? copy.copy : 0) +
+                (errno == EEXIST ? sh->page : 0);
+    }
+    return 0;
+}
+
+/*
+ * Answer a fault at shadow offset @off: gather the page, and the unfilled
+ * pages after it up to CXL_SHADOW_FILL_PAGES, from the backends and place
+ * them.  Their filled bits are set before the pages appear: a write the
+ * guest makes as soon as they do must not be skipped by the write-back.
+ * A page already filled is placed again (EEXIST if it is there), which
+ * also covers a page dropped by cxl_shadow_invalidate() before its bit.
+ */
+static void cxl_shadow_fill(CXLFMWShadow *sh, uint64_t off)
+{
+    uint64_t first = off / sh->page, n = 1, end = sh->il->size / sh->page;
+    int err;
+
+    if (!test_bit(first, sh->filled)) {
+        while (n < CXL_SHADOW_FILL_PAGES && first + n < end &&
+               !test_bit(first + n, sh->filled)) {
+            n++;
+        }
+    }
+    cxl_shadow_gather(sh, sh->bounce, off, n * sh->page);
+    for (uint64_t i = 0; i < n; i++) {
+        set_bit_atomic(first + i, sh->filled);
+    }
+    err = cxl_shadow_place(sh, off, n * sh->page);
+    if (err) {
+        error_report("CXL shadow %s: cannot fill 0x%" PRIx64 " bytes at "
+                     "0x%" PRIx64 ": %s", memory_region_name(&sh->mr),
+                     n * sh->page, off, strerror(err));
+    }
+    trace_cxl_shadow_fill(memory_region_name(&sh->mr), off, n);
+}
+
 /* The fill thread: answers page faults on the shadow.  Never takes the BQL. */
 static void *cxl_shadow_fill_thread(void *opaque)
 {
@@ -362,25 +433,10 @@ static void *cxl_shadow_fill_thread(void *opaque)
         }
         n = uffd_read_events(sh->uffd, msg, ARRAY_SIZE(msg));
         for (i = 0; i < n; i++) {
-            uint64_t off;
-
-            if (msg[i].event != UFFD_EVENT_PAGEFAULT) {
-                continue;
-            }
-            off = QEMU_ALIGN_DOWN(msg[i].arg.pagefault.address -
-                                  (uintptr_t)sh->host, sh->page);
-            cxl_shadow_gather(sh, sh->bounce, off, sh->page);
-            /*
-             * Filled before the page appears: a write the guest makes
-             * as soon as it does must not be skipped by the write-back.
-             */
-            set_bit_atomic(off / sh->page, sh->filled);
-            /* EEXIST: another fault on the page was answered first */
-            if (uffd_copy_page(sh->uffd, sh->host + off, sh->bounce,
-                               sh->page, false) && errno != EEXIST) {
-                error_report("CXL shadow %s: cannot fill page 0x%" PRIx64
-                             ": %s", memory_region_name(&sh->mr), off,
-                             strerror(errno));
+            if (msg[i].event == UFFD_EVENT_PAGEFAULT) {
+                cxl_shadow_fill(sh, QEMU_ALIGN_DOWN(
+                    msg[i].arg.pagefault.address - (uintptr_t)sh->host,
+                    sh->page));
             }
         }
     }
@@ -408,7 +464,7 @@ static bool cxl_shadow_start_lazy(CXLFMWShadow *sh, Error **errp)
         sh->uffd = -1;
         return false;
     }
-    sh->bounce = qemu_memalign(sh->page, sh->page);
+    sh->bounce = qemu_memalign(sh->page, sh->page * CXL_SHADOW_FILL_PAGES);
     qemu_thread_create(&sh->thread, "cxl-shadow-fill", cxl_shadow_fill_thread,
                        sh, QEMU_THREAD_JOINABLE);
     return true;
