@@ -200,6 +200,8 @@ bench: qemu baseline
 	    $$run --scenario 4hb-256 --bench patched=$(QEMU_BUILD) \
 	        unmodified=$(BASELINE_BUILD); \
 	done
+	@$(E2E_X86) --scenario 1hb4rp-default --bench patched=$(QEMU_BUILD) \
+	    unmodified=$(BASELINE_BUILD)
 	@$(PYTHON) bench/cxl-shadow.py --qemu-dir $(QEMU_BUILD)
 
 clean:

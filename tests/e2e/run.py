@@ -370,7 +370,10 @@ def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False,
                 break
             time.sleep(0.2)
         check("oops" not in res, "kernel: " + res.get("oops", ""))
-        check(done, "guest stopped before the end")
+        check(done, "guest stopped before the end (QEMU %s); QEMU said: %s"
+              % ("exited %s" % g.q.proc.returncode
+                 if g.q.proc.poll() is not None else "still runs",
+                 g.q.stderr()[-3000:] or "nothing"))
         if bench:
             return res
         check(res.get("pattern-words", 0) > 0,
@@ -519,22 +522,27 @@ def bench(opt):
                                                        opt.qemu_dir)]
     name, hbs, gw, ghb, gep = [x for x in SCENARIOS
                                if opt.scenario in x[0]][0]
-    print("e2e bench %s (%s, TCG, 64 MiB loops): MB/s" % (name, opt.arch))
-    print("%-12s %-10s %8s %8s %8s %9s %9s" % ("build", "window", "write",
-                                              "read", "copy", "online s",
-                                              "2048 pt s"))
+    keys = ("write", "read", "copy", "touch")
+    print("e2e bench %s (%s, TCG, 64 MiB loops; touch: first touch of fresh "
+          "pages): MB/s" % (name, opt.arch))
+    print("%-12s %-10s %8s %8s %8s %8s %9s %9s" % (
+        ("build", "window") + keys + ("online s", "2048 pt s")))
     for label, build in builds:
         stitched = build.endswith(":stitched")
         r = run(build.split(":")[0], opt.image, name, hbs, gw, ghb, gep, True,
                 lambda s: None, bench=True, stitched=stitched, arch=opt.arch)
         for node in ("bw", "bw-dram"):
             b = r.get(node, {})
-            print("%-12s %-10s %8s %8s %8s %9.1f %9s" % (
+            print("%-12s %-10s %s %9.1f %9s" % (
                 label, "CXL node" if node == "bw" else "DRAM node",
-                b.get("write"), b.get("read"), b.get("copy"),
+                " ".join("%8s" % b.get(k) for k in keys),
                 r.get("online-at", 0),
                 r.get("pt", {}).get("seconds", "-") if node == "bw" else "-"),
                 flush=True)
+        c, d = r.get("bw", {}), r.get("bw-dram", {})
+        if all(k in c and k in d for k in keys):
+            print("%-12s %-10s %s" % (label, "CXL/DRAM", " ".join(
+                "%8.2f" % (float(c[k]) / float(d[k])) for k in keys)))
         print("%-12s window served as %s" % (label, r.get("served")))
     return 0
 
