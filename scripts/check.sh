@@ -142,7 +142,7 @@ tier_install() {
     rm -rf "$dest"
     log=$log_dir/build-tree-no-L.log
     if printf '%s\n' '{"execute": "qmp_capabilities"}' '{"execute": "quit"}' |
-        timeout 60 "$qemu_build/qemu-system-x86_64" -M q35 -display none \
+        LC_ALL=C timeout 60 "$qemu_build/qemu-system-x86_64" -M q35 -display none \
             -nodefaults -S -kernel "$build/e2e/amd64/vmlinuz" -qmp stdio \
             > "$log" 2>&1 && ! grep -q "Failed to open" "$log"; then
         count "build tree: -kernel, no -L" 1 0

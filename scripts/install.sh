@@ -28,14 +28,14 @@ case $prefix in
 /*) ;;
 *) die "PREFIX must be an absolute path, not '$prefix'" ;;
 esac
-prefix=$(realpath -m "$prefix")
+prefix=$(realpath -ms "$prefix")
 case $prefix in
 / | /usr)
     die "PREFIX=$prefix would write into $prefix/share/qemu, which Debian's" \
         "qemu-system-data owns; use /usr/local, /opt/qemu-cxl or a directory" \
         "of yours" ;;
 esac
-[ -z "$destdir" ] || destdir=$(realpath -m "$destdir")
+[ -z "$destdir" ] || destdir=$(realpath -ms "$destdir")
 
 conf=$build/config-host.h
 [ -f "$conf" ] || die "$conf missing: build first (make qemu)"
