@@ -63,6 +63,7 @@
 #include "system/tcg.h"
 #include "hw/cxl/cxl.h"
 #include "hw/cxl/cxl_interleave.h"
+#include "hw/cxl/cxl_device.h"
 #include "trace.h"
 
 /* Bound on the delay between a guest write and its backend copy */
@@ -98,8 +99,17 @@ struct CXLFMWShadow {
      * filled eagerly).  Only those can hold guest writes: a page dirty in
      * the log but never gathered (KVM reports every page dirty when its
      * log starts) is skipped, not gathered to be copied back.
+     *
+     * Under @fill_lock, a page is filled if and only if it is present:
+     * the fill thread gathers, marks and places pages under it, and
+     * cxl_shadow_invalidate() drops them and clears their bits under it.
+     * So a thread that holds the lock may copy into a filled page without
+     * faulting, and no fill of bytes gathered before a media change can
+     * land after the copy that refreshes them.  Lock order: BQL, then
+     * @fill_lock; the fill thread takes only the latter.
      */
     unsigned long *filled;
+    QemuMutex fill_lock;
 
     /*
      * Background write-back: every CXL_SHADOW_WRITEBACK_MS the timer
@@ -121,6 +131,7 @@ struct CXLFMWShadow {
     int quit[2];                /* pipe: tells the fill thread to stop */
     QemuThread thread;
     uint8_t *bounce;            /* the fill thread's CXL_SHADOW_FILL_PAGES */
+    uint32_t fill_delay_ms;     /* x-fill-delay-ms: tests widen races */
 };
 
 static QLIST_HEAD(, CXLFMWShadow) cxl_shadows =
@@ -143,6 +154,13 @@ static void cxl_shadow_written(const MemoryInterleave *il, unsigned e,
  * Copy the pages @snap has dirty, among those filled, into the backends,
  * and mark the bytes written dirty there.  Needs no BQL: the targets are
  * referenced and their dirty bitmaps are set atomically.
+ *
+ * A page is looked up in @filled only now, after the snapshot was taken:
+ * a TCG store marks its page dirty before it writes, and may then wait in
+ * the page's first-touch fault.  memory_region_snapshot_and_clear_dirty()
+ * returns only once every vCPU has left the translation block it was in
+ * (the TCG listener's log_global_after_sync), so such a store has been
+ * filled and made by now, and the page is copied.
  */
 static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap)
 {
@@ -237,8 +255,10 @@ static void cxl_shadow_invalidate(CXLFMWShadow *sh)
     cxl_shadow_writeback(sh);
     if (sh->uffd >= 0) {
         /* anonymous memory: the pages are gone, the next touch faults */
-        qemu_madvise(sh->host, sh->il->size, QEMU_MADV_DONTNEED);
+        qemu_mutex_lock(&sh->fill_lock);
         bitmap_zero(sh->filled, sh->il->size / sh->page);
+        qemu_madvise(sh->host, sh->il->size, QEMU_MADV_DONTNEED);
+        qemu_mutex_unlock(&sh->fill_lock);
     } else {
         cxl_shadow_gather(sh, sh->host, 0, sh->il->size);
     }
@@ -305,32 +325,44 @@ void cxl_fmws_shadows_sync(void)
 }
 
 /*
- * Copy entry @e's chunks from its target into the shadow again, where the
- * shadow has them (pages never touched are gathered on first touch
- * anyway).  Only that target's bytes change: the guest may go on writing
- * the others' chunks in the same pages meanwhile.
+ * Copy the bytes at target offsets [@lo, @hi) of entry @e's target into
+ * the shadow again, where the shadow has them (pages never touched are
+ * gathered on first touch anyway).  Only those bytes change: the guest
+ * may go on writing the rest of the same pages meanwhile.
  */
-static void cxl_shadow_reload_entry(CXLFMWShadow *sh, unsigned e)
+static void cxl_shadow_reload_entry(CXLFMWShadow *sh, unsigned e,
+                                    uint64_t lo, uint64_t hi)
 {
     uint64_t nchunks = sh->il->size / sh->il->chunk, k;
     ram_addr_t base = memory_region_get_ram_addr(&sh->mr);
 
+    qemu_mutex_lock(&sh->fill_lock);
     for (k = e; k < nchunks; k += sh->il->nb_entries) {
         uint64_t off = k * sh->il->chunk, toff, len = sh->il->chunk;
-        uint64_t page = QEMU_ALIGN_DOWN(off, sh->page);
+        uint64_t from, to;
 
-        if (!test_bit(page / sh->page, sh->filled)) {
-            continue;
-        }
         memory_interleave_translate(sh->il, off, &toff, &len);
-        memcpy(sh->host + off, sh->target_host[e] + toff, len);
+        from = MAX(toff, lo);
+        to = MIN(toff + len, hi);
+        /* page by page: a chunk may span pages, filled or not */
+        while (from < to) {
+            uint64_t o = off + from - toff;
+            uint64_t n = MIN(to - from, QEMU_ALIGN_UP(o + 1, sh->page) - o);
+
+            if (test_bit(o / sh->page, sh->filled)) {
+                memcpy(sh->host + o, sh->target_host[e] + from, n);
+            }
+            from += n;
+        }
     }
+    qemu_mutex_unlock(&sh->fill_lock);
     if (tcg_enabled()) {
         tb_invalidate_phys_range(NULL, base, base + sh->il->size - 1);
     }
 }
 
-void cxl_fmws_shadows_reload(MemoryRegion *target)
+void cxl_fmws_shadows_reload(MemoryRegion *target, uint64_t offset,
+                             uint64_t len)
 {
     CXLFMWShadow *sh;
     unsigned e;
@@ -338,10 +370,35 @@ void cxl_fmws_shadows_reload(MemoryRegion *target)
     QLIST_FOREACH(sh, &cxl_shadows, link) {
         for (e = 0; e < sh->il->nb_entries; e++) {
             if (sh->il->entries[e].target == target) {
-                cxl_shadow_reload_entry(sh, e);
-                trace_cxl_shadow_invalidate(memory_region_name(&sh->mr));
+                cxl_shadow_reload_entry(sh, e, offset, offset + len);
+                trace_cxl_shadow_reload(memory_region_name(&sh->mr), e,
+                                        offset, len);
             }
         }
+    }
+}
+
+void cxl_type3_shadows_reload(CXLType3Dev *ct3d, uint64_t dpa, uint64_t len)
+{
+    HostMemoryBackend *backends[] = { ct3d->hostvmem, ct3d->hostpmem };
+    uint64_t base = 0, end = len > UINT64_MAX - dpa ? UINT64_MAX : dpa + len;
+
+    /* the DPA space: volatile capacity first, then persistent */
+    for (unsigned i = 0; i < ARRAY_SIZE(backends); i++) {
+        MemoryRegion *mr;
+        uint64_t size, lo, hi;
+
+        if (!backends[i]) {
+            continue;
+        }
+        mr = host_memory_backend_get_memory(backends[i]);
+        size = memory_region_size(mr);
+        lo = MAX(dpa, base);
+        hi = MIN(end, base + size);
+        if (lo < hi) {
+            cxl_fmws_shadows_reload(mr, lo - base, hi - lo);
+        }
+        base += size;
     }
 }
 
@@ -351,11 +408,13 @@ void cxl_fmws_shadows_reload(MemoryRegion *target)
  * answered twice, or a page filled while the shadow was being dropped) is
  * skipped.  Returns 0, or the errno of a failure that left pages out.
  */
-static int cxl_shadow_place(CXLFMWShadow *sh, uint64_t off, uint64_t len)
+static int cxl_shadow_place(CXLFMWShadow *sh, uint64_t off, uint64_t len,
+                            uint64_t *placed)
 {
     uint64_t done = 0;
 
     while (done < len) {
+        *placed = done;
         struct uffdio_copy copy = {
             .dst = (uintptr_t)sh->host + off + done,
             .src = (uintptr_t)sh->bounce + done,
@@ -363,6 +422,7 @@ static int cxl_shadow_place(CXLFMWShadow *sh, uint64_t off, uint64_t len)
         };
 
         if (!ioctl(sh->uffd, UFFDIO_COPY, &copy)) {
+            *placed = len;
             return 0;
         }
         if (errno != EEXIST && errno != EAGAIN) {
@@ -372,6 +432,7 @@ static int cxl_shadow_place(CXLFMWShadow *sh, uint64_t off, uint64_t len)
         done += (copy.copy > 0 ? copy.copy : 0) +
                 (errno == EEXIST ? sh->page : 0);
     }
+    *placed = len;
     return 0;
 }
 
@@ -380,14 +441,16 @@ static int cxl_shadow_place(CXLFMWShadow *sh, uint64_t off, uint64_t len)
  * pages after it up to CXL_SHADOW_FILL_PAGES, from the backends and place
  * them.  Their filled bits are set before the pages appear: a write the
  * guest makes as soon as they do must not be skipped by the write-back.
- * A page already filled is placed again (EEXIST if it is there), which
- * also covers a page dropped by cxl_shadow_invalidate() before its bit.
+ * A page already filled is there (the fault was answered twice), and is
+ * placed again for nothing (EEXIST).
  */
 static void cxl_shadow_fill(CXLFMWShadow *sh, uint64_t off)
 {
     uint64_t first = off / sh->page, n = 1, end = sh->il->size / sh->page;
+    uint64_t placed;
     int err;
 
+    qemu_mutex_lock(&sh->fill_lock);
     if (!test_bit(first, sh->filled)) {
         while (n < CXL_SHADOW_FILL_PAGES && first + n < end &&
                !test_bit(first + n, sh->filled)) {
@@ -395,15 +458,23 @@ static void cxl_shadow_fill(CXLFMWShadow *sh, uint64_t off)
         }
     }
     cxl_shadow_gather(sh, sh->bounce, off, n * sh->page);
+    if (qatomic_read(&sh->fill_delay_ms)) {
+        g_usleep(qatomic_read(&sh->fill_delay_ms) * 1000);
+    }
     for (uint64_t i = 0; i < n; i++) {
         set_bit_atomic(first + i, sh->filled);
     }
-    err = cxl_shadow_place(sh, off, n * sh->page);
+    err = cxl_shadow_place(sh, off, n * sh->page, &placed);
     if (err) {
+        /* filled means present: take back the bits of what is not */
+        for (uint64_t i = placed / sh->page; i < n; i++) {
+            clear_bit_atomic(first + i, sh->filled);
+        }
         error_report("CXL shadow %s: cannot fill 0x%" PRIx64 " bytes at "
                      "0x%" PRIx64 ": %s", memory_region_name(&sh->mr),
                      n * sh->page, off, strerror(err));
     }
+    qemu_mutex_unlock(&sh->fill_lock);
     trace_cxl_shadow_fill(memory_region_name(&sh->mr), off, n);
 }
 
@@ -568,16 +639,30 @@ void cxl_fmw_shadow_retire(CXLFMWShadow *sh)
     object_unparent(OBJECT(sh));
 }
 
+static bool cxl_fmw_shadow_get_lazy(Object *obj, Error **errp)
+{
+    return CXL_FMW_SHADOW(obj)->uffd >= 0;
+}
+
 static void cxl_fmw_shadow_init(Object *obj)
 {
     CXLFMWShadow *sh = CXL_FMW_SHADOW(obj);
 
     sh->uffd = -1;
     qemu_mutex_init(&sh->wb_lock);
+    qemu_mutex_init(&sh->fill_lock);
     qemu_cond_init(&sh->wb_cond);
     qemu_event_init(&sh->wb_idle, true);
     qemu_thread_create(&sh->writer, "cxl-shadow-wb", cxl_shadow_writer_thread,
                        sh, QEMU_THREAD_JOINABLE);
+    object_property_add_bool(obj, "x-lazy", cxl_fmw_shadow_get_lazy, NULL);
+    object_property_set_description(obj, "x-lazy",
+        "Filled on first touch through userfaultfd (else when made)");
+    object_property_add_uint32_ptr(obj, "x-fill-delay-ms", &sh->fill_delay_ms,
+                                   OBJ_PROP_FLAG_READWRITE);
+    object_property_set_description(obj, "x-fill-delay-ms",
+        "Delay each first-touch fill by this many milliseconds (tests "
+        "widen the races of a fill with the write-back this way)");
 }
 
 static void cxl_fmw_shadow_finalize(Object *obj)
@@ -596,6 +681,7 @@ static void cxl_fmw_shadow_finalize(Object *obj)
     qemu_cond_destroy(&sh->wb_cond);
     qemu_mutex_destroy(&sh->wb_lock);
     cxl_shadow_stop_lazy(sh);
+    qemu_mutex_destroy(&sh->fill_lock);
     for (e = 0; sh->il && e < sh->il->nb_entries; e++) {
         memory_region_unref(sh->il->entries[e].target);
     }

@@ -57,10 +57,21 @@ def expected_kind(t):
     return "ram" if min(grans + [TARGET_PAGE]) >= TARGET_PAGE else "shadow"
 
 
+def on_shadow_route(fn):
+    """Scenario @fn with the window on ram-route=shadow: a write-back
+    shadow whatever the granule."""
+    def scenario(rig, rng):
+        rig.q.qmp("qom-set", path=rig.fmw, property="ram-route",
+                  value="shadow")
+        rig.kind = "shadow"
+        fn(rig, rng)
+    return scenario
+
+
 def place_and_check(rig, tag):
     t = rig.topo
     rig.program()
-    rig.expect_served(expected_kind(t))
+    rig.expect_served(getattr(rig, "kind", None) or expected_kind(t))
     rig.write_pattern(tag)
     rig.verify_backends(tag)
 
@@ -497,6 +508,48 @@ def run_media_ops_zero(rig, rng):
                   % (off, ep.name, dpa))
 
 
+def run_clear_poison(rig, rng):
+    """Clear Poison (opcode 0x4302) writes the 64 bytes it carries into the
+    device's media while the media stay enabled: the window shows them
+    afterwards, through a shadow too, and the rest keeps its bytes."""
+    q, t = rig.q, rig.topo
+    with Step("committed"):
+        place_and_check(rig, 1)
+    victim, g = t.eps[0], t.min_granule()
+    dpa = rng.randrange(0, (1 << 20) // 64) * 64
+    data = bytes(rng.randrange(1, 256) for _ in range(64))
+    where = [off + dpa - d for off in range(0, 4 << 20, g)
+             for ep, d in [t.route(rig.base, off)]
+             if ep is victim and d <= dpa < d + g]
+    check(len(where) == 1, "DPA 0x%x of %s is not in the window's first "
+          "4 MiB once" % (dpa, victim.name))
+    mbox = mailbox_of(q, victim)
+    # a shadow holds the window's bytes once read
+    check(rig.read_window(4 << 20) == pattern(0, 4 << 20, 1),
+          "the window does not read what was written")
+    with Step("clear poison at %s DPA 0x%x" % (victim.name, dpa)):
+        payload = struct.pack("<Q", dpa) + data
+        q.write(mbox + 0x20, payload)
+        q.cmd("writeq 0x%x 0x%x" % (mbox + 0x8,
+                                    0x4302 | len(payload) << 16))
+        q.writel(mbox + 0x4, 1)                          # doorbell
+        sts = int(q.cmd("readq 0x%x" % (mbox + 0x10)), 16)
+        rc = (sts >> 32) & 0xffff
+        check(rc == 0, "Clear Poison returned 0x%x" % rc)
+    with Step("after"):
+        with open(victim.path, "rb") as f:
+            f.seek(dpa)
+            check(f.read(64) == data, "the media do not hold the data "
+                  "Clear Poison wrote")
+        window = bytearray(rig.read_window(4 << 20))
+        check(window[where[0]:where[0] + 64] == data, "window +0x%x (%s "
+              "DPA 0x%x) does not show the data Clear Poison wrote"
+              % (where[0], victim.name, dpa))
+        window[where[0]:where[0] + 64] = pattern(where[0], 64, 1)
+        check(bytes(window) == pattern(0, 4 << 20, 1), "Clear Poison "
+              "changed other bytes of the window")
+
+
 def wait_migration(q, what):
     deadline = time.time() + 60
     while True:
@@ -714,12 +767,13 @@ def q64(q, addr):
     return struct.unpack("<Q", q.read(addr, 8))[0]
 
 
-def start_writer(rig, off, size):
+def start_writer(rig, off, size, stride=8, passes=0):
     """Start the writer guest (the rig was made with -S) over window
-    [off, off + size)."""
+    [off, off + size): a store every @stride bytes, @passes times (0:
+    forever)."""
     q = rig.q
-    q.write(WRITER_PARAMS, struct.pack("<6Q", rig.base + off, size, 0, 0, 0,
-                                       0))
+    q.write(WRITER_PARAMS, struct.pack("<8Q", rig.base + off, size, 0, 0, 0,
+                                       0, stride, passes))
     q.qmp("cont")
     wait_writer(rig, 1)
 
@@ -774,7 +828,8 @@ def run_readonly(rig, rng):
     with Step("committed"):
         rig.program()
     with Step("guest store"):
-        q.write(WRITER_PARAMS, struct.pack("<6Q", rig.base, 4096, 0, 0, 0, 0))
+        q.write(WRITER_PARAMS, struct.pack("<8Q", rig.base, 4096, 0, 0, 0, 0,
+                                           0, 0))
         q.qmp("cont")
         deadline = time.time() + 20
         while not q64(q, WRITER_PARAMS + 0x20):
@@ -838,6 +893,37 @@ def run_guest_writes(rig, rng):
         if kind != "shadow":
             check_writer_buffer(window_from_backends(rig, size),
                                 "in the backends after the uncommit")
+
+
+def run_shadow_first_touch(rig, rng):
+    """A guest's store that fills a shadow page on first touch (it waits
+    in the userfaultfd fault while the fill thread gathers the page)
+    reaches the backends.  TCG marks the page dirty before the store: a
+    background write-back taken during the fill must not consume that
+    mark.  The fill is slowed down past the write-back period, and the
+    guest stores once per page, so that no later store dirties the page
+    again."""
+    q, page, size = rig.q, 4096, 1 << 20
+    rig.program()
+    rig.expect_served("shadow")
+    shadow = rig.fmw + "/shadow0"
+    check(q.qmp("qom-get", path=shadow, property="x-lazy") is True,
+          "the shadow is filled eagerly: is userfaultfd unavailable?")
+    q.qmp("qom-set", path=shadow, property="x-fill-delay-ms", value=50)
+    with Step("one store per page, each a first touch"):
+        start_writer(rig, 0, size, stride=page, passes=1)
+        q.qmp("stop")
+        want = [(1 << 32) | off for off in range(0, size, page)]
+        data = window_from_backends(rig, size)
+        got = [struct.unpack_from("<Q", data, off)[0]
+               for off in range(0, size, page)]
+        lost = [off for off, w, g in zip(range(0, size, page), want, got)
+                if w != g]
+        check(not lost, "%d of %d first-touch stores are not in the "
+              "backends after stop (first at window offset 0x%x)"
+              % (len(lost), len(want), lost[0] if lost else 0))
+        check(rig.read_window(size) == data,
+              "the window does not show what the backends hold")
 
 
 def run_guest_writes_unplug(rig, rng):
@@ -1112,6 +1198,8 @@ def main():
             run_hot_unplug, gw=4096, ghb=4096, gep=4096)
         run("%s-sanitize" % machine, machine, [[None] * 4], run_sanitize,
             gw=4096, ghb=4096, gep=4096)
+        run("%s-clear-poison" % machine, machine, [[None] * 4],
+            run_clear_poison, gw=4096, ghb=4096, gep=4096)
         run("%s-migration" % machine, machine, [[2], [None, None]],
             run_migration, gw=4096, ghb=8192, gsw=8192, gep=4096)
         run("%s-savevm" % machine, machine, [[None] * 4], run_savevm,
@@ -1138,6 +1226,10 @@ def main():
     run("q35-shadow-hot-unplug", "q35", [[None] * 4], run_hot_unplug,
         **shadowed)
     run("q35-shadow-sanitize", "q35", [[None] * 4], run_sanitize, **shadowed)
+    run("q35-shadow-clear-poison", "q35", [[None] * 4], run_clear_poison,
+        **shadowed)
+    run("q35-shadow-4k-clear-poison", "q35", [[None] * 4],
+        on_shadow_route(run_clear_poison), gw=4096, ghb=4096, gep=4096)
     run("q35-shadow-media-ops-zero", "q35", [[None] * 4], run_media_ops_zero,
         **shadowed)
     # a guest (arm64 virt, TCG) that writes into the window
@@ -1156,6 +1248,9 @@ def main():
         extra=writer + dma, accel="tcg", gw=4096, ghb=4096, gep=4096)
     run("virt-shadow-guest-writes", "virt", [[None] * 2], run_guest_writes,
         extra=writer, accel="tcg", gw=256, ghb=256, gep=256)
+    run("virt-shadow-first-touch", "virt", [[None] * 2],
+        run_shadow_first_touch, extra=writer, accel="tcg",
+        gw=256, ghb=256, gep=256)
     run("virt-shadow-live-migration", "virt", [[None] * 2],
         run_live_migration, extra=writer + dma, accel="tcg",
         gw=256, ghb=256, gep=256)

@@ -55,12 +55,19 @@ void cxl_fmw_shadow_retire(CXLFMWShadow *sh);
 
 /*
  * A device operation that writes a device's media while the guest runs
- * (Media Operations sanitize): every shadow to its backends before it,
- * cxl_fmws_shadows_sync(), and the chunks of @target the shadows hold
- * copied again after it, cxl_fmws_shadows_reload().
+ * (Media Operations sanitize, Clear Poison) is bracketed: every shadow to
+ * its backends before it, cxl_fmws_shadows_sync(), so that no older guest
+ * write lands over the operation's bytes; and after it, the bytes it
+ * changed copied again into the shadows that hold them:
+ * cxl_fmws_shadows_reload() for @len bytes of @target at @offset,
+ * cxl_type3_shadows_reload() for @len bytes of @ct3d's DPA space at @dpa
+ * (@len may reach past its end).  Called with the BQL held.
  */
 void cxl_fmws_shadows_sync(void);
-void cxl_fmws_shadows_reload(struct MemoryRegion *target);
+void cxl_fmws_shadows_reload(struct MemoryRegion *target, uint64_t offset,
+                             uint64_t len);
+void cxl_type3_shadows_reload(struct CXLType3Dev *ct3d, uint64_t dpa,
+                              uint64_t len);
 
 /*
  * Why HDM decoder @which of the cache/mem registers @cm may not commit

@@ -14,8 +14,11 @@
  *   0x20 ESR_EL1 of the first exception taken (0: none), then the guest
  *        stops: a store the window refuses is a synchronous external abort
  *   0x28 FAR_EL1 of that exception
- * Pass g (from 1) stores, at every 8-byte word of the buffer at offset o,
- * the value g << 32 | o, in address order, with the MMU off (so the
+ *   0x30 stride (host -> guest): bytes between two stores, a multiple of
+ *        8; 0 is 8, every word
+ *   0x38 passes to make (host -> guest), then wait; 0: forever
+ * Pass g (from 1) stores, at every stride-th byte of the buffer at offset
+ * o, the value g << 32 | o, in address order, with the MMU off (so the
  * stores are single-copy atomic and reach memory in program order).
  */
 
@@ -32,16 +35,24 @@ _start:
     str     x0, [x20, #0x18]
     ldr     x21, [x20, #0]
     ldr     x22, [x20, #8]
+    ldr     x24, [x20, #0x30]
+    cbnz    x24, 0f
+    mov     x24, #8
+0:  ldr     x25, [x20, #0x38]
     mov     x23, #0                     /* pass */
 1:  add     x23, x23, #1
     mov     x1, #0                      /* offset */
 2:  orr     x2, x1, x23, lsl #32
     str     x2, [x21, x1]
-    add     x1, x1, #8
+    add     x1, x1, x24
     cmp     x1, x22
     b.lo    2b
     str     x23, [x20, #0x10]
-    b       1b
+    cmp     x23, x25
+    b.ne    1b
+    dsb     sy
+4:  wfi
+    b       4b
 
     .ltorg
 
