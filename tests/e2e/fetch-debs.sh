@@ -39,11 +39,28 @@ CONF
 : > "$state/status"
 export APT_CONFIG=$state/apt.conf
 
-if [ ! -s "$state/updated" ]; then
+# The index is kept between runs, and read again when it is a day old or
+# when a download fails: a point release removes the .debs an older index
+# names.
+update_index() {
     echo "fetch-debs.sh: reading trixie's package index for $arch"
     apt-get -qq update
     date > "$state/updated"
+}
+refreshed=
+if [ ! -s "$state/updated" ] ||
+   [ -n "$(find "$state/updated" -mmin +1440)" ]; then
+    update_index
+    refreshed=1
 fi
+download() {
+    apt-get -qq download "$1" 2>/dev/null && return 0
+    # a stale index names versions the archive no longer has: once per run
+    [ -z "$refreshed" ] || return 1
+    refreshed=1
+    update_index
+    apt-get -qq download "$1" 2>/dev/null
+}
 
 # The kernel (the metapackage names the versioned image), and the
 # packages whose files the initramfs takes: the tools and the libraries
@@ -70,7 +87,7 @@ for p in $pkgs; do
         size=$(apt-cache show --no-all-versions "$p" 2>/dev/null |
                awk '/^Size:/ { printf "%.1f MB", $2 / 1e6; exit }')
         echo "fetch-debs.sh: [$n/$total] $arch $p ${size:+($size)}"
-        apt-get -qq download "$p" 2>/dev/null || echo "fetch-debs.sh: no $p for $arch" >&2
+        download "$p" || echo "fetch-debs.sh: no $p for $arch" >&2
     fi
 done
 echo "fetch-debs.sh: $n packages for $arch in $debs"
