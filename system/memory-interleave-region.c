@@ -8,6 +8,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/error-report.h"
 #include "qapi/error.h"
 #include "exec/memory-interleave.h"
 #include "exec/target_page.h"
@@ -209,7 +210,8 @@ MemoryInterleave *memory_region_get_interleave(MemoryRegion *mr)
     if (mr->interleave) {
         return mr->interleave;
     }
-    if (mr->alias || QTAILQ_EMPTY(&mr->subregions)) {
+    if (mr->alias || !mr->interleave_aliases ||
+        QTAILQ_EMPTY(&mr->subregions)) {
         return NULL;
     }
     if (mr->coalesced_checked && mr->coalesced_interleave &&
@@ -291,4 +293,43 @@ void memory_region_interleave_set_dirty(MemoryRegion *mr, uint64_t addr,
         addr += len;
         size -= len;
     }
+}
+
+void memory_region_set_write_back_copy(MemoryRegion *mr)
+{
+    assert(memory_region_is_ram(mr));
+    mr->write_back_copy = true;
+}
+
+bool memory_listener_skips_section(const char *who,
+                                   MemoryRegionSection *section)
+{
+    static GMutex lock;
+    static GHashTable *warned;
+    g_autofree char *key = NULL;
+    const char *why;
+    hwaddr start = section->offset_within_address_space;
+
+    if (section->interleave) {
+        why = "it is served through an interleave of several regions";
+    } else if (section->mr->write_back_copy) {
+        why = "it is a write-back copy, which a device's writes would bypass";
+    } else {
+        return false;
+    }
+    /* listeners run under the BQL; a dirty-log sync might not */
+    g_mutex_lock(&lock);
+    if (!warned) {
+        warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    }
+    key = g_strdup_printf("%s/%s", who, memory_region_name(section->mr));
+    if (!g_hash_table_contains(warned, key)) {
+        g_hash_table_add(warned, g_steal_pointer(&key));
+        warn_report("%s: guest memory 0x%" HWADDR_PRIx "-0x%" HWADDR_PRIx
+                    " (%s) is not mapped for the device: %s", who, start,
+                    start + int128_get64(section->size) - 1,
+                    memory_region_name(section->mr), why);
+    }
+    g_mutex_unlock(&lock);
+    return true;
 }

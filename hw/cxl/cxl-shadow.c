@@ -579,12 +579,20 @@ CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
                    "of pages", il->size);
         return NULL;
     }
-    /* address space only: the pages come on first touch */
+    /*
+     * Address space only: the pages come on first touch.  Private even
+     * under -machine aux-ram-share=on: MADV_DONTNEED must drop the pages
+     * of anonymous memory (a shared memfd would keep them, unseen by the
+     * fill, and the shadow would go on showing bytes it was told to drop).
+     */
     if (!memory_region_init_ram_flags_nomigrate(&sh->mr, OBJECT(sh), name,
-                                                il->size, RAM_NORESERVE,
+                                                il->size,
+                                                RAM_NORESERVE | RAM_PRIVATE,
                                                 errp)) {
         return NULL;
     }
+    /* devices outside QEMU must not write it behind the dirty log */
+    memory_region_set_write_back_copy(&sh->mr);
     sh->il = memory_interleave_ref(il);
     sh->host = memory_region_get_ram_ptr(&sh->mr);
     sh->target_host = g_new(uint8_t *, il->nb_entries);

@@ -3,6 +3,7 @@
  *
  *   -device x-alias-interleave-testdev,id=il,count=32768,granule=16384,
  *           targets=4,addr=ADDR,targets-addr=TADDR[,names=unique|none|same]
+ *           [,interleave=on|off]
  *
  * creates @targets RAM regions of count / targets * granule bytes, maps
  * them one after the other at @targets-addr, and maps at @addr a
@@ -10,7 +11,10 @@
  * i / targets of target i % targets (a plain round-robin interleave, as
  * a CXL host bridge decodes it).  Everything is added in one memory
  * transaction, the way bulk users should do it (see
- * docs/devel/memory-sections.rst).
+ * docs/devel/memory-sections.rst).  The container opts in to being
+ * rendered as one interleave (memory_region_set_interleave_aliases());
+ * with interleave=off it is rendered alias by alias, as any container
+ * that does not opt in.
  *
  * With mmio=on the targets are I/O regions instead of RAM: an 8-byte read
  * at offset o of target t returns (0xa0 + t) << 56 | o, so a CPU access
@@ -36,6 +40,7 @@
 #include "hw/qdev-core.h"
 #include "hw/qdev-properties.h"
 #include "system/memory.h"
+#include "exec/memory-interleave.h"
 #include "system/address-spaces.h"
 
 #define TYPE_ALIAS_INTERLEAVE_TESTDEV "x-alias-interleave-testdev"
@@ -51,6 +56,7 @@ struct AliasInterleaveTestdev {
     uint64_t targets_addr;
     char *names;
     bool mmio;
+    bool interleave;
 
     MemoryRegion container;
     MemoryRegion *targets;
@@ -144,6 +150,7 @@ static void alias_interleave_realize(DeviceState *dev, Error **errp)
     memory_region_transaction_begin();
     memory_region_init(&s->container, obj, "alias-il-container",
                        (uint64_t)s->count * s->granule);
+    memory_region_set_interleave_aliases(&s->container, s->interleave);
     s->aliases = g_new0(MemoryRegion, s->count);
     for (i = 0; i < s->count; i++) {
         g_autofree char *name = NULL;
@@ -227,6 +234,8 @@ static const Property alias_interleave_properties[] = {
      */
     DEFINE_PROP_STRING("names", AliasInterleaveTestdev, names),
     DEFINE_PROP_BOOL("mmio", AliasInterleaveTestdev, mmio, false),
+    /* render the aliases as one interleave where they form a pattern */
+    DEFINE_PROP_BOOL("interleave", AliasInterleaveTestdev, interleave, true),
 };
 
 static void alias_interleave_class_init(ObjectClass *oc, const void *data)

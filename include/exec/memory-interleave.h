@@ -269,14 +269,20 @@ void memory_interleave_for_each_file_run(const MemoryInterleave *il,
  * dispatch resolves each access to the entry's target (O(ways) sections
  * whatever the window size), when either
  *  - memory_region_set_interleave() gave it one, or
- *  - its subregions are at least MEMORY_INTERLEAVE_MIN_ALIASES aliases of
- *    RAM that form a repeating pattern: equal sizes (a page multiple)
- *    tiling the container from 0, targets cycling with a period, each
- *    entry's alias offset advancing by a fixed stride per period.  The
- *    pattern found is cached on the container until its subregions
- *    change.
+ *  - it opted in with memory_region_set_interleave_aliases(), and its
+ *    subregions are at least MEMORY_INTERLEAVE_MIN_ALIASES aliases of RAM
+ *    that form a repeating pattern: equal sizes (a page multiple) tiling
+ *    the container from 0, targets cycling with a period, each entry's
+ *    alias offset advancing by a fixed stride per period.  The pattern
+ *    found is cached on the container until its subregions change.
  * The window must sit page-aligned in its address space; where it does
  * not, the subregions are rendered one by one as before.
+ *
+ * Finding patterns is an opt-in because an interleave section is not RAM
+ * to the listeners that map guest RAM for a device outside QEMU (vhost,
+ * vhost-vdpa, vfio, the remote proxy): they skip it, with a warning
+ * (memory_listener_skips_section()), where they mapped each alias before.
+ * The container's owner knows whether its range must reach those devices.
  */
 #define MEMORY_INTERLEAVE_MIN_ALIASES 64
 
@@ -313,6 +319,32 @@ bool memory_interleave_targets_ok(const MemoryInterleave *il,
 /* Give @mr an interleave (a reference is taken), or none with NULL. */
 void memory_region_set_interleave(struct MemoryRegion *mr,
                                   MemoryInterleave *il);
+
+/*
+ * Let @container's subregions be rendered as one interleave when they
+ * form a repeating pattern of RAM aliases (above), or not (the default).
+ */
+void memory_region_set_interleave_aliases(struct MemoryRegion *container,
+                                          bool on);
+
+/*
+ * Mark @mr, RAM, as a write-back copy of memory that lives elsewhere (the
+ * CXL write-back shadow): only writes QEMU's dirty log sees reach where
+ * the bytes belong.
+ */
+void memory_region_set_write_back_copy(struct MemoryRegion *mr);
+
+/*
+ * The rule for memory listeners that map guest RAM for a device outside
+ * QEMU (vhost, vhost-vdpa, vfio, the remote proxy): such a device cannot
+ * be given an interleave section (not RAM, one range over many targets),
+ * nor a write-back copy (its writes there would bypass the dirty log and
+ * never be written back).  Returns true if @section is either; the first
+ * time for each listener @who and region, warns that the device cannot
+ * reach that range of guest memory.
+ */
+bool memory_listener_skips_section(const char *who,
+                                   struct MemoryRegionSection *section);
 
 /* The interleave that serves @mr, explicit or found in its subregions. */
 MemoryInterleave *memory_region_get_interleave(struct MemoryRegion *mr);

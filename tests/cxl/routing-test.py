@@ -550,6 +550,105 @@ def run_clear_poison(rig, rng):
               "changed other bytes of the window")
 
 
+NOT_MAPPED = "is not mapped for the device"
+
+
+def vhost_user_blk(make_rig):
+    """A rig whose guest RAM is a shared memfd and which has a
+    vhost-user-blk-pci device served by qemu-storage-daemon (built from the
+    same tree): vhost's memory listener, which maps guest RAM for a process
+    outside QEMU, sees every section of the address space.  Returns
+    (make_rig(tmp), after) for Runner.run()."""
+    daemon = []
+
+    def make(tmp, qemu_dir):
+        sock = os.path.join(tmp, "vu.sock")
+        qsd = os.path.join(qemu_dir, "storage-daemon", "qemu-storage-daemon")
+        check(os.access(qsd, os.X_OK), "no %s (ninja storage-daemon/"
+              "qemu-storage-daemon)" % qsd)
+        daemon.append(subprocess.Popen(
+            [qsd, "--blockdev", "driver=null-co,node-name=null0,size=1048576",
+             "--export", "type=vhost-user-blk,id=vu0,node-name=null0,"
+             "addr.type=unix,addr.path=%s,writable=on" % sock],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.time() + 10
+        while not os.path.exists(sock):
+            check(daemon[0].poll() is None and time.time() < deadline,
+                  "qemu-storage-daemon did not serve %s" % sock)
+            time.sleep(0.05)
+        return make_rig(tmp, [
+            "-object", "memory-backend-memfd,id=vm-ram,size=256M,share=on",
+            "-machine", "memory-backend=vm-ram,aux-ram-share=on",
+            "-chardev", "socket,id=vu,path=%s" % sock,
+            "-device", "vhost-user-blk-pci,chardev=vu,num-queues=1,bus=pcie.0",
+            "-trace", "vhost_section"])
+
+    def after():
+        for d in daemon:
+            d.kill()
+            d.wait()
+        daemon.clear()
+    return make, after
+
+
+def run_vhost_user_window(rig, rng):
+    """vhost's listener cannot map a committed window: it skips the
+    interleave section (4 KiB) or the write-back shadow (256 B), warns once
+    naming the range and the region, and no more on a recommit."""
+    q, t = rig.q, rig.topo
+    shadow = expected_kind(t) == "shadow"
+    region = "shadow0" if shadow else "ram0"
+    check(NOT_MAPPED not in q.stderr(), "a warning before any commit: %s"
+          % q.stderr()[-500:])
+    with Step("committed"):
+        rig.program()
+        rig.expect_served(expected_kind(t))
+        warned = [ln for ln in q.stderr().splitlines() if NOT_MAPPED in ln]
+        want = "vhost: guest memory 0x%x-0x%x (cxl-fixed-memory-region.%s)" \
+            % (rig.base, rig.base + t.size - 1, region)
+        check(len(warned) == 1 and want in warned[0] and
+              ("write-back copy" if shadow else "interleave") in warned[0],
+              "expected one warning '%s ...', got %s" % (want, warned))
+    with Step("recommitted"):
+        rig.unprogram()
+        rig.program()
+        rig.expect_served(expected_kind(t))
+        warned = [ln for ln in q.stderr().splitlines() if NOT_MAPPED in ln]
+        check(len(warned) == 1, "warned again: %s" % warned)
+
+
+ALIASES = 256
+
+
+def alias_testdev(on):
+    """A container of ALIASES RAM aliases of 2 targets, opted in to being
+    rendered as one interleave or not."""
+    return ["-device", "x-alias-interleave-testdev,id=il,count=%d,"
+            "granule=4096,targets=2,addr=0x40000000000,"
+            "targets-addr=0x50000000000,interleave=%s"
+            % (ALIASES, "on" if on else "off")]
+
+
+def run_vhost_user_aliases(rig, on):
+    """A container of RAM aliases that does not opt in to being rendered
+    as one interleave (interleave=off) reaches vhost alias by alias, as
+    before interleave sections existed, and without a warning; one that
+    opts in is skipped by vhost, with one warning naming it."""
+    log = rig.q.stderr()
+    sections = log.count("vhost_section alias-il-target")
+    warned = [ln for ln in log.splitlines() if NOT_MAPPED in ln]
+    if on:
+        check(len(warned) == 1 and "(alias-il-container)" in warned[0],
+              "expected one warning naming alias-il-container, got %s"
+              % warned)
+        check(sections < ALIASES, "vhost saw %d sections of the targets"
+              % sections)
+    else:
+        check(not warned, "warned: %s" % warned)
+        check(sections >= ALIASES, "vhost saw %d alias sections of %d"
+              % (sections, ALIASES))
+
+
 def wait_migration(q, what):
     deadline = time.time() + 60
     while True:
@@ -1219,6 +1318,10 @@ def main():
         run("%s-shadow-%d" % (machine, gep), machine, hbs, run_shadow,
             gw=gw, ghb=ghb, gep=gep)
     shadowed = dict(gw=256, ghb=256, gep=256)
+    # anonymous RAM made shared (memfd) for CPR: the shadow stays private,
+    # or dropping its pages would not drop them
+    run("q35-shadow-aux-ram-share", "q35", [[None] * 4], run_shadow,
+        extra=["-machine", "aux-ram-share=on"], **shadowed)
     run("q35-shadow-migration", "q35", [[None] * 4], run_migration,
         **shadowed)
     run("q35-shadow-savevm", "q35", [[None] * 4], run_savevm, **shadowed)
@@ -1232,6 +1335,24 @@ def main():
         on_shadow_route(run_clear_poison), gw=4096, ghb=4096, gep=4096)
     run("q35-shadow-media-ops-zero", "q35", [[None] * 4], run_media_ops_zero,
         **shadowed)
+    # the listener contract: vhost (vhost-user-blk, qemu-storage-daemon)
+    for name, gran in (("q35-vhost-user-window", 4096),
+                       ("q35-vhost-user-shadow", 256)):
+        make, after = vhost_user_blk(
+            lambda tmp, extra, gran=gran: Rig(
+                opt.qemu_dir, "q35", Topology(tmp, [[None] * 4], gw=gran,
+                                              ghb=gran, gep=gran), extra))
+        runner.run(name, lambda tmp, make=make: make(tmp, opt.qemu_dir),
+                   lambda rig: run_vhost_user_window(rig, None), after)
+    for on in (False, True):
+        make, after = vhost_user_blk(
+            lambda tmp, extra, on=on: Rig(
+                opt.qemu_dir, "q35", Topology(tmp, [[None] * 2], gw=4096,
+                                              ghb=4096, gep=4096),
+                extra + alias_testdev(on)))
+        runner.run("q35-vhost-user-aliases-%s" % ("on" if on else "off"),
+                   lambda tmp, make=make: make(tmp, opt.qemu_dir),
+                   lambda rig, on=on: run_vhost_user_aliases(rig, on), after)
     # a guest (arm64 virt, TCG) that writes into the window
     writer = ["-bios", os.path.join(opt.guest_dir, "writer-aarch64.bin"),
               "-S"]

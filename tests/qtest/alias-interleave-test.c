@@ -190,6 +190,44 @@ static void test_aliases_coalesce_into_one_interleave(const void *data)
 }
 
 /*
+ * A container that does not opt in (interleave=off) is rendered alias by
+ * alias, as before interleave sections existed: one range per alias in
+ * the window, none of them an interleave, so that every memory listener
+ * sees RAM where it saw RAM before.
+ */
+static void test_aliases_not_opted_in(const void *data)
+{
+    const char *machine = data;
+    const uint32_t count = 256;
+    QTestState *qts;
+    g_autofree char *flat = NULL;
+    g_auto(GStrv) lines = NULL;
+    unsigned in_window = 0, i;
+
+    qts = qtest_initf("-machine %s -accel qtest "
+                      "-device x-alias-interleave-testdev,id=il,count=%u,"
+                      "granule=%u,targets=%u,addr=0x%" PRIx64
+                      ",targets-addr=0x%" PRIx64 ",interleave=off",
+                      machine, count, GRANULE, TARGETS,
+                      (uint64_t)WINDOW, (uint64_t)TARGETS_AT);
+    flat = qtest_hmp(qts, "info mtree -f");
+    g_assert_null(strstr(flat, "[interleave"));
+    lines = g_strsplit(flat, "\n", -1);
+    for (i = 0; lines[i]; i++) {
+        uint64_t start;
+
+        if (sscanf(lines[i], " %" SCNx64 "-", &start) == 1 &&
+            start >= WINDOW && start < WINDOW + (uint64_t)count * GRANULE) {
+            g_assert_nonnull(strstr(lines[i], ": alias-il-target"));
+            in_window++;
+        }
+    }
+    g_test_message("%s: %u ranges in the window", machine, in_window);
+    g_assert_cmpuint(in_window, ==, count);
+    qtest_quit(qts);
+}
+
+/*
  * A second container of aliases over part of the first, 0x800 bytes in
  * (itself not page aligned, so rendered alias by alias): the first is
  * left with a piece that is not page aligned before the overlay and one
@@ -239,7 +277,7 @@ static void test_overlay_leaves_partial_interleave(const void *data)
                       machine, OVL_COUNT1, GRANULE, TARGETS,
                       (uint64_t)WINDOW, (uint64_t)TARGETS_AT,
                       OVL_COUNT2, GRANULE, TARGETS,
-                      (uint64_t)WINDOW + OVL_SHIFT, OVL_TARGETS2);
+                      (uint64_t)WINDOW + OVL_SHIFT, (uint64_t)OVL_TARGETS2);
 
     /* the first container's two pieces, each one interleave range */
     flat = qtest_hmp(qts, "info mtree -f");
@@ -442,6 +480,12 @@ int main(int argc, char **argv)
 
         qtest_add_data_func(path, machine,
                             test_aliases_coalesce_into_one_interleave);
+    }
+    {
+        g_autofree char *path = g_strdup_printf(
+            "/alias-interleave/%s/not-opted-in", machine);
+
+        qtest_add_data_func(path, machine, test_aliases_not_opted_in);
     }
     {
         g_autofree char *path = g_strdup_printf(
