@@ -163,6 +163,13 @@ tier_routing() {
         count "cxl routing qtests (guest payloads)" 0 1
         return
     fi
+    # savevm needs qemu-img; the vhost-user scenarios qemu-storage-daemon
+    if ! ninja -C "$qemu_build" qemu-img storage-daemon/qemu-storage-daemon \
+            > "$log_dir/routing-build.log" 2>&1; then
+        cat "$log_dir/routing-build.log"
+        count "cxl routing qtests (tools)" 0 1
+        return
+    fi
     /usr/bin/python3 "$top/tests/cxl/routing-test.py" --qemu-dir "$qemu_build" \
         --guest-dir "$build/guest" --tier "${1:-ci}" > "$log" 2>&1
     count_log "cxl routing qtests (${1:-ci})" "$log"
