@@ -738,29 +738,59 @@ static gint cxl_fmw_cmp_hwaddr(gconstpointer a, gconstpointer b)
     return x < y ? -1 : x > y;
 }
 
+/*
+ * A routing pass may wait for vCPUs with the BQL dropped: the final
+ * write-back of a shadow it retires waits for every vCPU to leave its
+ * translation block (memory_region_snapshot_and_clear_dirty()), and so
+ * does any write-back at a sync point (VM stop, a media operation).  Another
+ * thread may then take the BQL and change the decode (a vCPU's decoder
+ * commit, a media operation's completion).  Its update is neither run
+ * inside the pass or write-back (which hold state it would change: the
+ * pieces, the list of shadows being written back) nor dropped: it is
+ * remembered, and run once the pass or the last write-back is over.  A
+ * device being removed in between has left the bus by then: the later
+ * pass does not find it.
+ */
+static bool cxl_routing_busy, cxl_routing_pending;
+
 void cxl_fmws_update_routing(PCIDevice *gone)
 {
-    static bool busy;
     g_autoptr(GArray) cuts = NULL;
     GSList *windows, *it;
 
-    /* Only the memory API is called from here; it never writes decoders. */
-    if (busy) {
+    if (cxl_routing_busy || cxl_fmws_shadows_syncing()) {
+        cxl_routing_pending = true;
+        trace_cxl_fmw_routing_deferred();
         return;
     }
-    windows = cxl_fmws_get_all_sorted();
-    if (!windows) {
-        return;
+    do {
+        cxl_routing_pending = false;
+        windows = cxl_fmws_get_all_sorted();
+        if (!windows) {
+            return;
+        }
+        cxl_routing_busy = true;
+        cuts = g_array_new(false, false, sizeof(hwaddr));
+        object_child_foreach_recursive(object_get_root(), cxl_fmw_collect,
+                                       cuts);
+        g_array_sort(cuts, cxl_fmw_cmp_hwaddr);
+        for (it = windows; it; it = it->next) {
+            cxl_fmw_route(CXL_FMW(it->data), cuts, gone);
+        }
+        g_slist_free(windows);
+        g_clear_pointer(&cuts, g_array_unref);
+        cxl_routing_busy = false;
+        gone = NULL;
+        /* a write-back elsewhere still waits: it runs the next pass */
+    } while (cxl_routing_pending && !cxl_fmws_shadows_syncing());
+}
+
+void cxl_fmws_routing_resume(void)
+{
+    if (cxl_routing_pending && !cxl_routing_busy &&
+        !cxl_fmws_shadows_syncing()) {
+        cxl_fmws_update_routing(NULL);
     }
-    busy = true;
-    cuts = g_array_new(false, false, sizeof(hwaddr));
-    object_child_foreach_recursive(object_get_root(), cxl_fmw_collect, cuts);
-    g_array_sort(cuts, cxl_fmw_cmp_hwaddr);
-    for (it = windows; it; it = it->next) {
-        cxl_fmw_route(CXL_FMW(it->data), cuts, gone);
-    }
-    g_slist_free(windows);
-    busy = false;
 }
 
 /*
@@ -775,9 +805,12 @@ static void cxl_fmw_reroute(CXLFixedWindow *fw)
     if (running) {
         pause_all_vcpus();
     }
+    /* the retired shadows' write-backs may let other threads in */
+    cxl_routing_busy = true;
     memory_region_transaction_begin();
     cxl_fmw_unmap_pieces(fw);
     memory_region_transaction_commit();
+    cxl_routing_busy = false;
     cxl_fmws_update_routing(NULL);
     if (running) {
         resume_all_vcpus();

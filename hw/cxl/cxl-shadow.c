@@ -137,6 +137,30 @@ struct CXLFMWShadow {
 static QLIST_HEAD(, CXLFMWShadow) cxl_shadows =
     QLIST_HEAD_INITIALIZER(cxl_shadows);
 
+/*
+ * Sync write-backs in progress.  Each waits for the vCPUs with the BQL
+ * dropped; meanwhile routing updates wait (cxl_fmws_update_routing()), so
+ * that no shadow is retired under a write-back or a loop over the list.
+ */
+static unsigned cxl_shadows_syncing;
+
+bool cxl_fmws_shadows_syncing(void)
+{
+    return cxl_shadows_syncing;
+}
+
+static void cxl_shadows_sync_begin(void)
+{
+    cxl_shadows_syncing++;
+}
+
+static void cxl_shadows_sync_end(void)
+{
+    if (!--cxl_shadows_syncing) {
+        cxl_fmws_routing_resume();
+    }
+}
+
 static void cxl_shadow_gather(CXLFMWShadow *sh, uint8_t *buf, uint64_t off,
                               uint64_t len)
 {
@@ -209,12 +233,14 @@ static void cxl_shadow_writeback(CXLFMWShadow *sh)
 {
     DirtyBitmapSnapshot *snap;
 
+    cxl_shadows_sync_begin();
     /* the writer's copy of older bytes must not land after ours */
     qemu_event_wait(&sh->wb_idle);
     snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
                                                   DIRTY_MEMORY_VGA);
     cxl_shadow_copy_dirty(sh, snap);
     g_free(snap);
+    cxl_shadows_sync_end();
 }
 
 /* The writer thread: copies the snapshots the timer hands it, no BQL. */
@@ -275,18 +301,28 @@ static void cxl_shadow_invalidate(CXLFMWShadow *sh)
 static void cxl_shadow_tick(void *opaque)
 {
     CXLFMWShadow *sh = opaque;
+    DirtyBitmapSnapshot *snap;
+    bool idle;
 
-    qemu_mutex_lock(&sh->wb_lock);
-    /* a writer still busy with the last one copies this one next time */
-    if (!sh->wb_snap) {
-        sh->wb_snap = memory_region_snapshot_and_clear_dirty(
-            &sh->mr, 0, sh->il->size, DIRTY_MEMORY_VGA);
-        qemu_event_reset(&sh->wb_idle);
-        qemu_cond_signal(&sh->wb_cond);
-    }
-    qemu_mutex_unlock(&sh->wb_lock);
+    /* now: a routing pass that runs at the end may retire @sh */
     timer_mod(sh->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
                          CXL_SHADOW_WRITEBACK_MS);
+    qemu_mutex_lock(&sh->wb_lock);
+    idle = !sh->wb_snap;
+    qemu_mutex_unlock(&sh->wb_lock);
+    /* a writer still busy with the last one copies this one next time */
+    if (idle) {
+        /* waits for the vCPUs with the BQL dropped: sh stays routed */
+        cxl_shadows_sync_begin();
+        snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
+                                                      DIRTY_MEMORY_VGA);
+        qemu_mutex_lock(&sh->wb_lock);
+        sh->wb_snap = snap;
+        qemu_event_reset(&sh->wb_idle);
+        qemu_cond_signal(&sh->wb_cond);
+        qemu_mutex_unlock(&sh->wb_lock);
+        cxl_shadows_sync_end();
+    }
 }
 
 /*
@@ -301,27 +337,32 @@ static void cxl_shadow_vm_state(void *opaque, bool running, RunState state)
     if (QLIST_EMPTY(&cxl_shadows)) {
         return;
     }
-    /* on start, before the vCPUs and devices run again */
+    /* the list holds still: no routing pass runs until the end */
+    cxl_shadows_sync_begin();
     if (running) {
+        /* on start, before the vCPUs and devices run again */
         QLIST_FOREACH(sh, &cxl_shadows, link) {
             cxl_shadow_invalidate(sh);
         }
-        return;
+    } else {
+        /* DMA still in flight may land in a shadow: let it, then copy */
+        bdrv_drain_all();
+        QLIST_FOREACH(sh, &cxl_shadows, link) {
+            cxl_shadow_writeback(sh);
+        }
     }
-    /* DMA still in flight may land in a shadow: let it, then copy */
-    bdrv_drain_all();
-    QLIST_FOREACH(sh, &cxl_shadows, link) {
-        cxl_shadow_writeback(sh);
-    }
+    cxl_shadows_sync_end();
 }
 
 void cxl_fmws_shadows_sync(void)
 {
     CXLFMWShadow *sh;
 
+    cxl_shadows_sync_begin();
     QLIST_FOREACH(sh, &cxl_shadows, link) {
         cxl_shadow_writeback(sh);
     }
+    cxl_shadows_sync_end();
 }
 
 /*

@@ -39,6 +39,12 @@ void cxl_fmw_init_memory(struct CXLFixedWindow *fw,
 void cxl_fmws_update_routing(struct PCIDevice *gone);
 
 /*
+ * Run an update that came while a routing pass or a shadow write-back
+ * waited for vCPUs with the BQL dropped (hw/cxl/cxl-interleave.c).
+ */
+void cxl_fmws_routing_resume(void);
+
+/*
  * The write-back shadow of a piece whose decode switches device inside a
  * target page (hw/cxl/cxl-shadow.c): a RAM region filled from the
  * devices' backends and written back to them.  cxl_fmw_shadow_new()
@@ -64,6 +70,9 @@ void cxl_fmw_shadow_retire(CXLFMWShadow *sh);
  * (@len may reach past its end).  Called with the BQL held.
  */
 void cxl_fmws_shadows_sync(void);
+
+/* Whether a shadow write-back waits for vCPUs (the BQL dropped) now. */
+bool cxl_fmws_shadows_syncing(void);
 void cxl_fmws_shadows_reload(struct MemoryRegion *target, uint64_t offset,
                              uint64_t len);
 void cxl_type3_shadows_reload(struct CXLType3Dev *ct3d, uint64_t dpa,
