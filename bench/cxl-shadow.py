@@ -27,11 +27,8 @@ import sys
 import tempfile
 import time
 
-top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, os.path.join(top, "tests", "cxl"))
-sys.path.insert(0, os.path.join(top, "scripts"))
-import cxlqtest as cq  # noqa: E402
-from cxltopo import Rig, Topology  # noqa: E402
+from cxltest import qtest as cq
+from cxltest import Rig, Topology
 
 WRITER_PARAMS = 0x44000000
 

@@ -29,11 +29,8 @@ import sys
 import tempfile
 import time
 
-top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, os.path.join(top, "tests", "cxl"))
-sys.path.insert(0, os.path.join(top, "scripts"))
-import cxlqtest as cq  # noqa: E402
-import cxltopo  # noqa: E402
+from cxltest import qtest as cq
+from cxltest import Rig, Topology
 
 MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
 
@@ -51,9 +48,9 @@ def timed_write(q, addr, val):
 
 def run(qemu_dir, hbs, gran, accel):
     tmp = tempfile.mkdtemp(prefix="cxl-stitch-")
-    topo = cxltopo.Topology(tmp, hbs, gran, backend="memfd")
+    topo = Topology(tmp, hbs, gran, backend="memfd")
     extra = ["-S", "-trace", "kvm_set_user_memory"] if accel == "kvm" else []
-    rig = cxltopo.Rig(qemu_dir, "q35", topo, extra=extra, accel=accel)
+    rig = Rig(qemu_dir, "q35", topo, extra=extra, accel=accel)
     try:
         q, b, s = rig.q, rig.base, topo.size
         for ep in topo.eps:

@@ -34,10 +34,7 @@ import sys
 import tempfile
 import time
 
-top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, os.path.join(top, "tests", "cxl"))
-sys.path.insert(0, os.path.join(top, "scripts"))
-from cxltopo import Rig, Topology  # noqa: E402
+from cxltest import Rig, Topology
 
 PARAMS = 0x44000000
 RAM_BUF = 0x48000000

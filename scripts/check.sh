@@ -12,6 +12,10 @@ passed=0
 failed=0
 log_dir=$build/check-logs
 mkdir -p "$log_dir"
+# The Python runners: the interpreter, and the test harness package
+# (tests/cxl/cxltest) on PYTHONPATH, as the Makefile names them.
+eval "$(make -s --no-print-directory -C "$top" python-env)"
+export PYTHON PYTHONPATH
 
 count() {   # count TIER PASSED FAILED
     printf '%-28s %4d passed, %d failed\n' "$1:" "$2" "$3"
@@ -92,7 +96,7 @@ tier_meson() {
 # Tier 3: the README demo, which checks where every byte landed.
 tier_demo() {
     local log=$log_dir/demo.log
-    if /usr/bin/python3 "$top/scripts/demo.py" -q \
+    if "$PYTHON" "$top/scripts/demo.py" -q \
             --qemu "$qemu_build/qemu-system-x86_64" > "$log" 2>&1; then
         count "demo (q35, 4-way window)" 1 0
     else
@@ -133,7 +137,7 @@ tier_install() {
         count "install (DESTDIR)" 1 0
     fi
     for block in q35 virt; do
-        /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$bin" \
+        "$PYTHON" "$top/tests/e2e/run.py" --qemu-dir "$bin" \
             --image "$build/e2e/$([ $block = q35 ] && echo amd64 || echo arm64)" \
             --brief --guide $block --no-firmware-path \
             > "$log_dir/install-guide-$block.log" 2>&1
@@ -163,7 +167,7 @@ tier_routing() {
         count "cxl routing qtests (guest payloads)" 0 1
         return
     fi
-    /usr/bin/python3 "$top/tests/cxl/routing-test.py" --qemu-dir "$qemu_build" \
+    "$PYTHON" "$top/tests/cxl/routing-test.py" --qemu-dir "$qemu_build" \
         --guest-dir "$build/guest" --tier "${1:-ci}" > "$log" 2>&1
     count_log "cxl routing qtests (${1:-ci})" "$log"
 }
@@ -172,7 +176,7 @@ tier_routing() {
 # vCPU runs, so any /dev/kvm will do); skipped without /dev/kvm.
 tier_kvm() {
     local log=$log_dir/kvm-memslot.log
-    /usr/bin/python3 "$top/tests/cxl/kvm-memslot-test.py" \
+    "$PYTHON" "$top/tests/cxl/kvm-memslot-test.py" \
         --qemu-dir "$qemu_build" > "$log" 2>&1
     grep '^skip' "$log"
     count_log "KVM memslots (kvm -S)" "$log"
@@ -189,7 +193,7 @@ tier_guest() {
         count "cxl guests (build)" 0 1
         return
     fi
-    /usr/bin/python3 "$top/tests/cxl/guest-test.py" --qemu-dir "$qemu_build" \
+    "$PYTHON" "$top/tests/cxl/guest-test.py" --qemu-dir "$qemu_build" \
         --guest-dir "$build/guest" > "$log" 2>&1
     count_log "cxl TCG guests (atomics)" "$log"
 }
@@ -199,7 +203,7 @@ tier_guest() {
 tier_fuzz() {
     local m
     for m in q35 virt; do
-        /usr/bin/python3 "$top/tests/cxl/fuzz-decoders.py" --qemu-dir "$qemu_build" \
+        "$PYTHON" "$top/tests/cxl/fuzz-decoders.py" --qemu-dir "$qemu_build" \
             --machine $m --ops 10000 --seed 20261125 > "$log_dir/fuzz-$m.log" 2>&1
         count_log "cxl decoder fuzz ($m, 10k)" "$log_dir/fuzz-$m.log"
     done
@@ -208,7 +212,7 @@ tier_fuzz() {
 # Tier 7: memory hotplug cycles next to a committed CXL window (make
 # stress runs 10k).
 tier_hotplug() {
-    /usr/bin/python3 "$top/tests/cxl/hotplug-stress.py" --qemu-dir "$qemu_build" \
+    "$PYTHON" "$top/tests/cxl/hotplug-stress.py" --qemu-dir "$qemu_build" \
         --cycles 200 --check-every 100 > "$log_dir/hotplug.log" 2>&1
     count_log "hotplug stress (200 cycles)" "$log_dir/hotplug.log"
 }
@@ -224,31 +228,31 @@ tier_e2e() {
         count "e2e Linux guest (image)" 0 1
         return
     fi
-    /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+    "$PYTHON" "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
         --image "$build/e2e/amd64" --scenario 4hb-4k --quick > "$log" 2>&1
     count_log "e2e Linux guest (4hb-4k)" "$log"
-    /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+    "$PYTHON" "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
         --image "$build/e2e/arm64" --arch aarch64 --scenario 4hb-4k --quick \
         > "$log_dir/e2e-arm64.log" 2>&1
     count_log "e2e Linux guest (arm64, 4hb-4k)" "$log_dir/e2e-arm64.log"
     # the same with the window served by its stitched host mapping, as a
     # KVM guest would have it
-    /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+    "$PYTHON" "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
         --image "$build/e2e/amd64" --scenario 4hb-4k --quick --stitched \
         > "$log_dir/e2e-stitched.log" 2>&1
     grep "^skip" "$log_dir/e2e-stitched.log"
     count_log "e2e Linux guest (4hb-4k, stitched)" "$log_dir/e2e-stitched.log"
-    /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+    "$PYTHON" "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
         --image "$build/e2e/amd64" --hotplug 5 > "$log_dir/e2e-hotplug.log" 2>&1
     count_log "e2e guest memory hotplug (5)" "$log_dir/e2e-hotplug.log"
-    /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+    "$PYTHON" "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
         --image "$build/e2e/arm64" --arch aarch64 --hotplug 5 \
         > "$log_dir/e2e-hotplug-arm64.log" 2>&1
     count_log "e2e guest memory hotplug (arm64, 5)" \
         "$log_dir/e2e-hotplug-arm64.log"
     # KVM: runs where a stock guest kernel can, skips (with the reason)
     # where it cannot, as on PVM-flavoured KVM
-    /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+    "$PYTHON" "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
         --image "$build/e2e/amd64" --scenario 4hb-4k --quick --kvm \
         > "$log_dir/e2e-kvm.log" 2>&1
     grep '^skip' "$log_dir/e2e-kvm.log"
@@ -267,7 +271,7 @@ tier_e2e_full() {
             name=${run#--}
             log=$log_dir/e2e-full-$arch${run:+-${name// /-}}.log
             # shellcheck disable=SC2086
-            /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+            "$PYTHON" "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
                 --image "$image" --arch $arch $run 2>&1 | tee "$log"
             count_log "e2e $arch ${run:-scenarios}" "$log"
         done

@@ -28,11 +28,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "..", "scripts"))
-import cxlqtest as cq  # noqa: E402
-from cxltopo import Failure, Rig, Topology, check  # noqa: E402
+from cxltest import qtest as cq
+from cxltest import Failure, Rig, Topology, check
 
 REGS = ("base_lo", "base_hi", "size_lo", "size_hi", "ctrl", "tl_lo",
         "tl_hi")

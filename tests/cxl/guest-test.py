@@ -28,8 +28,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cxltopo import Failure, Rig, Step, Topology, check  # noqa: E402
+from cxltest import Failure, Rig, Step, Topology, check
 
 ITERATIONS = 20000
 CPUS = 2

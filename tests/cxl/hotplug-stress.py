@@ -20,7 +20,6 @@ Usage: hotplug-stress.py --qemu-dir BUILD [--cycles N]
 """
 
 import argparse
-import os
 import re
 import shutil
 import statistics
@@ -28,8 +27,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cxltopo import (Failure, Rig, Topology, check, pattern,  # noqa: E402
+from cxltest import (Failure, Rig, Topology, check, pattern,
                      pcie_cap)
 
 MHP_BASE = 0xa00

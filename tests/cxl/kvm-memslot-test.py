@@ -33,10 +33,7 @@ import re
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "..", "scripts"))
-from cxltopo import Rig, Runner, Step, Topology, check, pattern  # noqa
+from cxltest import Rig, Runner, Step, Topology, check, pattern
 
 MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
 NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"

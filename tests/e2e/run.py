@@ -31,13 +31,9 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "cxl"))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "..", "scripts"))
-import cxlqtest as cq  # noqa: E402
-from cxltopo import Failure, Topology, check  # noqa: E402
-from guide import GuideError, guide_cmdline  # noqa: E402
+from cxltest import qtest as cq
+from cxltest import Failure, Topology, check
+from guide import GuideError, guide_cmdline
 
 MAGIC = 0x5a5a000000000000
 # name, host bridges (root ports each), window granule, host bridge
