@@ -30,9 +30,7 @@ import tempfile
 import time
 
 from cxltest import qtest as cq
-from cxltest import Rig, Topology
-
-MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
+from cxltest import MaxMapCount, Rig, Topology
 
 
 def vmas(q):
@@ -94,11 +92,9 @@ def main():
         ("1 GiB, 4-way, 4 KiB", [[None] * 4], 4096, None),
         ("2 GiB, 8-way, 16 KiB", [[None] * 8], 16384, None),
     ]
-    with open(MAX_MAP_COUNT) as f:
-        saved = f.read()
+    map_count = MaxMapCount().save()
     try:
-        with open(MAX_MAP_COUNT, "w") as f:
-            f.write("1048576\n")
+        map_count.raise_to(1048576)
     except OSError:
         print("(vm.max_map_count not raised: windows over it fall back)")
     print("q35, -accel kvm -S, memfd backends; ms, median of %d"
@@ -129,8 +125,7 @@ def main():
                 print("  target: stitch <= %g ms: %s"
                       % (limit, "met" if good else "NOT met"))
     finally:
-        with open(MAX_MAP_COUNT, "w") as f:
-            f.write(saved)
+        map_count.restore()
     print("all targets met" if ok else "some targets NOT met")
     return 0
 

@@ -34,12 +34,11 @@ import sys
 import tempfile
 import time
 
-from cxltest import Rig, Topology
+from cxltest import MapCountAtLeast, Rig, Topology
 
 PARAMS = 0x44000000
 RAM_BUF = 0x48000000
 WAYS = 4
-MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
 
 
 def window_sections(q):
@@ -126,22 +125,11 @@ def main():
                                      "window sections"))
     res = {}
     # 1 GiB at 4 KiB: 262144 mappings for the stitched window
-    with open(MAX_MAP_COUNT) as f:
-        saved_limit = f.read()
-    raised = False
-    try:
-        with open(MAX_MAP_COUNT, "w") as f:
-            f.write("1048576\n")
-        raised = True
-    except OSError:
-        cases = [c for c in cases if c[0] != "window, stitched"]
-        print("(vm.max_map_count cannot be raised here: no stitched run)")
-    try:
+    with MapCountAtLeast(1048576) as limit:
+        if not limit.ok:
+            cases = [c for c in cases if c[0] != "window, stitched"]
+            print("(vm.max_map_count cannot be raised here: no stitched run)")
         measure(cases, bios, size, opt, res)
-    finally:
-        if raised:
-            with open(MAX_MAP_COUNT, "w") as f:
-                f.write(saved_limit)
     report(res)
     return 0
 

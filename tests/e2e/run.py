@@ -32,13 +32,12 @@ import tempfile
 import time
 
 from cxltest import qtest as cq
-from cxltest import Failure, Topology, check
+from cxltest import Failure, MaxMapCount, Topology, check
 from guide import GuideError, guide_cmdline
 
 MAGIC = 0x5a5a000000000000
 # name, host bridges (root ports each), window granule, host bridge
 # granule, endpoint granule
-MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
 
 SCENARIOS = [
     ("4hb-4k", [[None]] * 4, 4096, None, 4096),
@@ -270,24 +269,20 @@ def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False,
                     hb_props=",hdm_for_passthrough=on")
     g = Guest(qemu_dir, image, topo, 0 if name.endswith("-default") else gep,
               tmp, 1 if quick else 0, bench, accel, arch=arch)
-    saved_limit = None
+    limit = MaxMapCount()
     if stitched:
         # one mapping per granule of the window, next to QEMU's own: as
         # root, make room for them (restored below); else QEMU warns
         need = g.size // min(gw, ghb or gw, gep) + 65530
-        with open(MAX_MAP_COUNT) as f:
-            limit = f.read()
-        if int(limit) < need:
-            try:
-                with open(MAX_MAP_COUNT, "w") as f:
-                    f.write("%d\n" % need)
-                saved_limit = limit
-            except OSError as e:
-                g.q.close()
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise Skip("the stitched window needs vm.max_map_count >= %d "
-                           "(it is %s), which cannot be raised here: %s"
-                           % (need, limit.strip(), e))
+        limit.save()
+        try:
+            limit.raise_to(need)
+        except OSError as e:
+            g.q.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise Skip("the stitched window needs vm.max_map_count >= %d "
+                       "(it is %d), which cannot be raised here: %s"
+                       % (need, limit.saved, e))
         # before the guest's Linux programs any decoder
         g.q.qmp("qom-set", path=g.fmw, property="x-stitched", value=True)
     res, pages, regions, t0 = {}, None, {}, time.time()
@@ -411,9 +406,8 @@ def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False,
         return ratios
     finally:
         g.q.close()
-        if saved_limit:
-            with open(MAX_MAP_COUNT, "w") as f:
-                f.write(saved_limit)
+        if stitched:
+            limit.restore()
         if os.environ.get("E2E_KEEP"):
             log("  kept " + tmp)
         else:
