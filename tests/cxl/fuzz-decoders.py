@@ -29,7 +29,7 @@ import tempfile
 import time
 
 from cxltest import qtest as cq
-from cxltest import Failure, Rig, Topology, check
+from cxltest import Failure, Rig, Topology, check, report
 
 REGS = ("base_lo", "base_hi", "size_lo", "size_hi", "ctrl", "tl_lo",
         "tl_hi")
@@ -214,12 +214,12 @@ def main():
         err = "no batch ever checked a RAM route (seed %d)" % seed
     if err:
         print("FAIL " + err)
-        print("0 passed, 1 failed")
+        report(0, 1)
         return 1
     print("ok   %d ops, %d batches checked, %.1fs: %s"
           % (done, (done + opt.batch - 1) // opt.batch, time.time() - t0,
              fz.stats))
-    print("1 passed, 0 failed")
+    report(1, 0)
     return 0
 
 

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from cxltest import Failure, Rig, Step, Topology, check
+from cxltest import Failure, Rig, Step, Topology, check, report
 
 ITERATIONS = 20000
 CPUS = 2
@@ -172,7 +172,7 @@ def main():
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             sys.stdout.flush()
-    print("%d passed, %d failed" % (passed, failed))
+    report(passed, failed)
     return 1 if failed or not passed else 0
 
 

@@ -34,7 +34,7 @@ import sys
 import time
 
 from cxltest import (MaxMapCount, Rig, Runner, Step, Topology, check,
-                     max_map_count, pattern, set_max_map_count)
+                     max_map_count, pattern, report, set_max_map_count)
 
 NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
 TRACE = ["-S", "-trace", "kvm_set_user_memory",
@@ -322,7 +322,7 @@ def main():
     opt = ap.parse_args()
     if not kvm_usable():
         print("skip: /dev/kvm is not usable here")
-        print("0 passed, 0 failed")
+        report(0, 0)
         return 0
     import random
     runner = Runner(opt.match)

@@ -32,7 +32,7 @@ import tempfile
 import time
 
 from cxltest import qtest as cq
-from cxltest import Failure, MaxMapCount, Topology, check
+from cxltest import Failure, MaxMapCount, Topology, check, report
 from guide import GuideError, guide_cmdline
 
 MAGIC = 0x5a5a000000000000
@@ -468,17 +468,19 @@ def main():
         try:
             hotplug(opt.qemu_dir, opt.image, opt.hotplug,
                     lambda s: print(s, flush=True), opt.arch)
-            print("ok   hotplug\n1 passed, 0 failed")
+            print("ok   hotplug")
+            report(1, 0)
             return 0
         except (Failure, RuntimeError, OSError) as e:
-            print("FAIL hotplug %s\n0 passed, 1 failed" % e)
+            print("FAIL hotplug %s" % e)
+            report(0, 1)
             return 1
     if opt.kvm:
         try:
             kvm_probe(opt.qemu_dir, opt.image, opt.arch)
         except Skip as e:
             print("skip KVM scenarios: %s" % e)
-            print("0 passed, 0 failed")
+            report(0, 0)
             return 0
     accel = "kvm" if opt.kvm else "tcg"
     skipped = 0
@@ -503,7 +505,7 @@ def main():
         except (Failure, RuntimeError, OSError, KeyError, ValueError) as e:
             failed += 1
             print("FAIL %s %s" % (name, e), flush=True)
-    print("%d passed, %d failed" % (passed, failed))
+    report(passed, failed, skipped)
     return 1 if failed or not (passed or skipped) else 0
 
 
@@ -640,11 +642,13 @@ def brief(opt):
         check(r.get("served") == "ram", "window served as %s while the "
               "region is online" % r.get("served"))
         check(r.get("bw") and r.get("bw-dram"), "no bandwidth figures")
-        print("ok   %s %.0fs\n1 passed, 0 failed" % (label, time.time() - t0))
+        print("ok   %s %.0fs" % (label, time.time() - t0))
+        report(1, 0)
         return 0
     except (Failure, GuideError, RuntimeError, OSError, KeyError,
             ValueError) as e:
-        print("FAIL %s %s\n0 passed, 1 failed" % (label, e))
+        print("FAIL %s %s" % (label, e))
+        report(0, 1)
         return 1
 
 
