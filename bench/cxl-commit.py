@@ -21,7 +21,6 @@ memory <= 1 MiB.
 
 import argparse
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -60,7 +59,7 @@ def run(qemu_dir, hbs, gw, ghb, gep, dev_size):
                           extra=["-m", "1G"] if dev_size > 1 << 30 else [])
     finally:
         topology.DEV_SIZE = saved
-    try:
+    with rig:
         q, b, s = rig.q, rig.base, topo.size
         secs0, nodes0, _ = dispatch_stats(q)
         for ep in topo.eps:
@@ -94,9 +93,6 @@ def run(qemu_dir, hbs, gw, ghb, gep, dev_size):
                + max(secs1 - secs0, 0) * SECTION_BYTES)
         return dict(commit=commit, uncommit=uncommit, roundtrip=roundtrip,
                     sections=win, memory=mem, ways=topo.ways)
-    finally:
-        rig.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():

@@ -23,7 +23,6 @@ root) and restored.  Target (issue 7): a 512 MiB window at 16 KiB
 import argparse
 import os
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -49,7 +48,7 @@ def run(qemu_dir, hbs, gran, accel):
     topo = Topology(tmp, hbs, gran, backend="memfd")
     extra = ["-S", "-trace", "kvm_set_user_memory"] if accel == "kvm" else []
     rig = Rig(qemu_dir, "q35", topo, extra=extra, accel=accel)
-    try:
+    with rig:
         q, b, s = rig.q, rig.base, topo.size
         for ep in topo.eps:
             rig.commit(rig.bar0[ep.name], 0, b, s, topo.ways, gran)
@@ -71,9 +70,6 @@ def run(qemu_dir, hbs, gran, accel):
         rig.expect_served("mmio")
         return dict(commit=commit, uncommit=uncommit, mappings=v1 - v0,
                     slots=slots, size=s)
-    finally:
-        rig.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():

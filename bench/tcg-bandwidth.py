@@ -27,7 +27,6 @@ sections the window costs.  Target (issue 4): window >= 0.9 x plain RAM.
 import argparse
 import os
 import re
-import shutil
 import statistics
 import struct
 import sys
@@ -63,7 +62,7 @@ def run(qemu_dir, bios, where, size, reps, ram, stitched=False,
                "-machine", "memory-backend=mainmem"] if memfd_ram else []
     rig = Rig(qemu_dir, "virt", topo, accel="tcg",
               extra=["-m", "512M", "-bios", bios, "-S"] + mainmem)
-    try:
+    with rig:
         q = rig.q
         if stitched:
             q.qmp("qom-set", path=rig.fmw, property="x-stitched", value=True)
@@ -86,9 +85,6 @@ def run(qemu_dir, bios, where, size, reps, ram, stitched=False,
         mb = size * reps / 1e6
         return dict(read=mb / (rd / freq), write=mb / (wr / freq),
                     copy=mb / 2 / (cp / freq), sections=sections)
-    finally:
-        rig.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():

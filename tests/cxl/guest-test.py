@@ -92,7 +92,7 @@ def run_guest(qemu_dir, guest_dir, g, mode, tmp, flip_iterations):
     rig = Rig(qemu_dir, g["machine"], topo, accel="tcg",
               extra=g["extra"] + ["-smp", str(CPUS), "-bios",
                                   os.path.join(guest_dir, g["bios"]), "-S"])
-    try:
+    with rig:
         q, base, p = rig.q, rig.base, g["params"]
         check(base == g["window"], "window at 0x%x, payload expects 0x%x"
               % (base, g["window"]))
@@ -143,8 +143,6 @@ def run_guest(qemu_dir, guest_dir, g, mode, tmp, flip_iterations):
         with Step("page tables in the window"):
             g["tables"](q, pt)
         return took
-    finally:
-        rig.close()
 
 
 def main():
