@@ -38,7 +38,6 @@ from guide import GuideError, guide_cmdline
 MAGIC = 0x5a5a000000000000
 # name, host bridges (root ports each), window granule, host bridge
 # granule, endpoint granule
-
 SCENARIOS = [
     ("4hb-4k", [[None]] * 4, 4096, None, 4096),
     ("2hb2rp-4k", [[None] * 2] * 2, 4096, 8192, 4096),
