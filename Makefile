@@ -13,7 +13,7 @@ PYTHON           := /usr/bin/python3
 # through PYTHONPATH, set here only: PY runs a script with it, and
 # scripts/check.sh reads both from `make -s python-env`.
 HARNESS_PATH     := $(CURDIR)/tests/cxl
-PY               := PYTHONPATH=$(HARNESS_PATH) $(PYTHON)
+PY               := env PYTHONPATH=$(HARNESS_PATH) $(PYTHON)
 
 # Firmware comes from Debian's seabios, ipxe-qemu and qemu-efi-aarch64
 # (the +ds source has no blobs).
