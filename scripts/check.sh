@@ -15,6 +15,7 @@ mkdir -p "$log_dir"
 # The Python runners: the interpreter, and the test harness package
 # (tests/cxl/cxltest) on PYTHONPATH, as the Makefile names them.
 eval "$(make -s --no-print-directory -C "$top" python-env)"
+: "${PYTHON:?make python-env named no PYTHON}"
 export PYTHON PYTHONPATH
 
 count() {   # count TIER PASSED FAILED
