@@ -9,6 +9,11 @@ SRC              := $(BUILD)/src
 QEMU_BUILD       := $(BUILD)/qemu
 BASELINE_BUILD   := $(BUILD)/baseline
 PYTHON           := /usr/bin/python3
+# The Python runners import the test harness package (tests/cxl/cxltest)
+# through PYTHONPATH, set here only: PY runs a script with it, and
+# scripts/check.sh reads both from `make -s python-env`.
+HARNESS_PATH     := $(CURDIR)/tests/cxl
+PY               := env PYTHONPATH=$(HARNESS_PATH) $(PYTHON)
 
 # Firmware comes from Debian's seabios, ipxe-qemu and qemu-efi-aarch64
 # (the +ds source has no blobs).
@@ -39,7 +44,7 @@ export QEMU_DEB_VERSION
         fuzz asan fuzz-asan check-asan stress e2e e2e-image e2e-image-amd64 \
         e2e-image-arm64 \
         configure baseline baseline-apply baseline-configure bench \
-        clean distclean
+        python-env clean distclean
 
 all: qemu
 
@@ -69,12 +74,12 @@ qemu: configure
 # bandwidth on the CXL and DRAM nodes with the window as RAM and as the
 # MMIO decode; where the guest's pattern landed in each backend file.
 run: qemu e2e-image-amd64
-	@$(PYTHON) tests/e2e/run.py --qemu-dir $(QEMU_BUILD) --image $(E2E_DIR)/amd64 --demo
+	@$(PY) tests/e2e/run.py --qemu-dir $(QEMU_BUILD) --image $(E2E_DIR)/amd64 --demo
 
 # The qtest demo: the HDM decoders committed over the qtest protocol,
 # chunks found in the backend files.
 demo-qtest: qemu
-	@$(PYTHON) scripts/demo.py --qemu $(QEMU_BUILD)/qemu-system-x86_64
+	@$(PY) scripts/demo.py --qemu $(QEMU_BUILD)/qemu-system-x86_64
 
 # The two emulators and the data they load (option ROMs, keymaps, trixie's
 # edk2 for arm64), under PREFIX (DESTDIR for staging); no other tool, so
@@ -89,6 +94,10 @@ edk2: deps
 
 install: qemu edk2
 	@scripts/install.sh $(QEMU_BUILD) "$(PREFIX)" "$(DESTDIR)" $(EDK2_FD)
+
+# PYTHON and PYTHONPATH for scripts/check.sh, as shell assignments
+python-env:
+	@echo "PYTHON='$(PYTHON)' PYTHONPATH='$(HARNESS_PATH)'"
 
 check-fast: deps
 	@scripts/check.sh fast
@@ -112,9 +121,9 @@ FUZZ_OPS         ?= 1000000
 ASAN_BUILD       := $(BUILD)/asan
 
 fuzz: qemu
-	@$(PYTHON) tests/cxl/fuzz-decoders.py --qemu-dir $(QEMU_BUILD) \
+	@$(PY) tests/cxl/fuzz-decoders.py --qemu-dir $(QEMU_BUILD) \
 	    --machine q35 --ops $(FUZZ_OPS)
-	@$(PYTHON) tests/cxl/fuzz-decoders.py --qemu-dir $(QEMU_BUILD) \
+	@$(PY) tests/cxl/fuzz-decoders.py --qemu-dir $(QEMU_BUILD) \
 	    --machine virt --ops $(FUZZ_OPS)
 
 # Linux guest e2e (x86_64 q35 and arm64 virt, TCG): trixie kernels and
@@ -133,7 +142,7 @@ e2e-image-amd64 e2e-image-arm64: e2e-image-%: deps
 	    --out $(E2E_DIR)/$* --helper $(E2E_DIR)/cxl-e2e-$* \
 	    --init tests/e2e/guest/init
 
-E2E_RUN          := $(PYTHON) tests/e2e/run.py --qemu-dir $(QEMU_BUILD)
+E2E_RUN          := $(PY) tests/e2e/run.py --qemu-dir $(QEMU_BUILD)
 E2E_X86          := $(E2E_RUN) --image $(E2E_DIR)/amd64
 E2E_ARM          := $(E2E_RUN) --image $(E2E_DIR)/arm64 --arch aarch64
 
@@ -142,7 +151,7 @@ e2e: qemu e2e-image
 
 # 10k pc-dimm and virtio-mem plug/unplug cycles next to a committed window.
 stress: qemu
-	@$(PYTHON) tests/cxl/hotplug-stress.py --qemu-dir $(QEMU_BUILD) --cycles 10000
+	@$(PY) tests/cxl/hotplug-stress.py --qemu-dir $(QEMU_BUILD) --cycles 10000
 
 asan: apply
 	@scripts/configure.sh $(SRC) $(ASAN_BUILD) $(CONFIGURE_FLAGS) \
@@ -160,7 +169,7 @@ check-asan: asan
 fuzz-asan: asan
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	    $(PYTHON) tests/cxl/fuzz-decoders.py --qemu-dir $(ASAN_BUILD) \
+	    $(PY) tests/cxl/fuzz-decoders.py --qemu-dir $(ASAN_BUILD) \
 	    --machine q35 --ops $(FUZZ_OPS)
 
 # Every upstream qtest of both targets (slow; reported in issue notes, not CI).
@@ -186,13 +195,13 @@ baseline: baseline-configure
 
 # Benchmarks: patched vs baseline in the same run (builds both).
 bench: qemu baseline
-	@$(PYTHON) bench/alias-commit.py --patched $(QEMU_BUILD)/qemu-system-x86_64 \
+	@$(PY) bench/alias-commit.py --patched $(QEMU_BUILD)/qemu-system-x86_64 \
 	    --baseline $(BASELINE_BUILD)/qemu-system-x86_64
 	@$(MAKE) -s -C tests/cxl/guest OUT=$(BUILD)/guest
-	@$(PYTHON) bench/tcg-bandwidth.py --patched $(QEMU_BUILD) \
+	@$(PY) bench/tcg-bandwidth.py --patched $(QEMU_BUILD) \
 	    --baseline $(BASELINE_BUILD) --guest-dir $(BUILD)/guest
-	@$(PYTHON) bench/cxl-commit.py --qemu-dir $(QEMU_BUILD)
-	@$(PYTHON) bench/kvm-stitch.py --qemu-dir $(QEMU_BUILD)
+	@$(PY) bench/cxl-commit.py --qemu-dir $(QEMU_BUILD)
+	@$(PY) bench/kvm-stitch.py --qemu-dir $(QEMU_BUILD)
 	@$(MAKE) -s e2e-image
 	@for run in "$(E2E_X86)" "$(E2E_ARM)"; do \
 	    $$run --scenario 4hb-4k --bench patched=$(QEMU_BUILD) \
@@ -202,7 +211,7 @@ bench: qemu baseline
 	done
 	@$(E2E_X86) --scenario 1hb4rp-default --bench patched=$(QEMU_BUILD) \
 	    unmodified=$(BASELINE_BUILD)
-	@$(PYTHON) bench/cxl-shadow.py --qemu-dir $(QEMU_BUILD)
+	@$(PY) bench/cxl-shadow.py --qemu-dir $(QEMU_BUILD)
 
 clean:
 	rm -rf $(QEMU_BUILD) $(BUILD)/unit

@@ -13,13 +13,10 @@ recommit with 32768 aliases <= 30 ms.
 """
 
 import argparse
-import os
 import statistics
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "scripts"))
-import cxlqtest  # noqa: E402
+from cxltest import qtest as cxlqtest
 
 WINDOW = 0x40000000000
 TARGETS_AT = 0x80000000000

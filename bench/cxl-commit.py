@@ -20,19 +20,14 @@ memory <= 1 MiB.
 """
 
 import argparse
-import os
 import re
-import shutil
 import statistics
 import sys
 import tempfile
 import time
 
-top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, os.path.join(top, "tests", "cxl"))
-sys.path.insert(0, os.path.join(top, "scripts"))
-import cxlqtest as cq  # noqa: E402
-import cxltopo  # noqa: E402
+import cxltest
+from cxltest import qtest as cq, topology
 
 NODE_BYTES = 512 * 4        # P_L2_SIZE PhysPageEntry of 32 bits
 SECTION_BYTES = 96          # sizeof(MemoryRegionSection) on x86_64 hosts
@@ -56,15 +51,15 @@ def timed_write(q, addr, val):
 
 def run(qemu_dir, hbs, gw, ghb, gep, dev_size):
     tmp = tempfile.mkdtemp(prefix="cxl-commit-")
-    saved = cxltopo.DEV_SIZE
-    cxltopo.DEV_SIZE = dev_size
+    saved = topology.DEV_SIZE
+    topology.DEV_SIZE = dev_size
     try:
-        topo = cxltopo.Topology(tmp, hbs, gw, ghb, None, gep, backend="ram")
-        rig = cxltopo.Rig(qemu_dir, "q35", topo,
+        topo = cxltest.Topology(tmp, hbs, gw, ghb, None, gep, backend="ram")
+        rig = cxltest.Rig(qemu_dir, "q35", topo,
                           extra=["-m", "1G"] if dev_size > 1 << 30 else [])
     finally:
-        cxltopo.DEV_SIZE = saved
-    try:
+        topology.DEV_SIZE = saved
+    with rig:
         q, b, s = rig.q, rig.base, topo.size
         secs0, nodes0, _ = dispatch_stats(q)
         for ep in topo.eps:
@@ -98,9 +93,6 @@ def run(qemu_dir, hbs, gw, ghb, gep, dev_size):
                + max(secs1 - secs0, 0) * SECTION_BYTES)
         return dict(commit=commit, uncommit=uncommit, roundtrip=roundtrip,
                     sections=win, memory=mem, ways=topo.ways)
-    finally:
-        rig.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():

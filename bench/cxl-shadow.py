@@ -20,18 +20,14 @@ delay <= 100 ms.
 import argparse
 import os
 import random
-import shutil
 import statistics
 import struct
 import sys
 import tempfile
 import time
 
-top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, os.path.join(top, "tests", "cxl"))
-sys.path.insert(0, os.path.join(top, "scripts"))
-import cxlqtest as cq  # noqa: E402
-from cxltopo import Rig, Topology  # noqa: E402
+from cxltest import qtest as cq
+from cxltest import Rig, Topology
 
 WRITER_PARAMS = 0x44000000
 
@@ -52,7 +48,7 @@ def commit_cost(qemu_dir, hbs, ghb, dev_size, repeat):
         topo = Topology(tmp, hbs, 256, ghb, None, 256, backend="memfd",
                         dev_size=dev_size)
         rig = Rig(qemu_dir, "q35", topo, extra=["-m", "256M"])
-        try:
+        with rig:
             t = rig.topo
             b, s = rig.base, t.size
             for ep in t.eps:
@@ -73,9 +69,6 @@ def commit_cost(qemu_dir, hbs, ghb, dev_size, repeat):
             rig.q.readl(comp + cq.hdm_reg(0, "ctrl"))
             rt = time.perf_counter() - t0
             res.append((commit * 1000, rt * 1000, grew, rig.served_as()))
-        finally:
-            rig.close()
-            shutil.rmtree(tmp, ignore_errors=True)
     return (statistics.median(r[0] for r in res),
             statistics.median(r[1] for r in res),
             max(r[2] for r in res), res[0][3])
@@ -87,7 +80,7 @@ def delay(qemu_dir, guest_dir, probes):
     rig = Rig(qemu_dir, "virt", topo, accel="tcg",
               extra=["-bios", os.path.join(guest_dir, "writer-aarch64.bin"),
                      "-S"])
-    try:
+    with rig:
         q, b = rig.q, rig.base
         rig.program()
         # the guest writes the first 8 MiB of the window without pause
@@ -115,16 +108,13 @@ def delay(qemu_dir, guest_dir, probes):
         d.sort()
         return (d[-1] * 1000, d[int(len(d) * 0.99) - 1] * 1000,
                 statistics.median(d) * 1000, passes)
-    finally:
-        rig.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def flush(qemu_dir):
     tmp = tempfile.mkdtemp(prefix="cxl-shadow-bench-")
     topo = Topology(tmp, [[None] * 4], 256, 256, None, 256)
     rig = Rig(qemu_dir, "q35", topo)
-    try:
+    with rig:
         rig.program()
         size = 64 << 20
         rig.write_pattern(7, size)
@@ -133,9 +123,6 @@ def flush(qemu_dir):
         took = time.perf_counter() - t0
         rig.q.qmp("cont")
         return size / took / 1e6, took * 1000
-    finally:
-        rig.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():

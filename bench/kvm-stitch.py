@@ -23,19 +23,13 @@ root) and restored.  Target (issue 7): a 512 MiB window at 16 KiB
 import argparse
 import os
 import re
-import shutil
 import statistics
 import sys
 import tempfile
 import time
 
-top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, os.path.join(top, "tests", "cxl"))
-sys.path.insert(0, os.path.join(top, "scripts"))
-import cxlqtest as cq  # noqa: E402
-import cxltopo  # noqa: E402
-
-MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
+from cxltest import qtest as cq
+from cxltest import MaxMapCount, Rig, Topology
 
 
 def vmas(q):
@@ -51,10 +45,10 @@ def timed_write(q, addr, val):
 
 def run(qemu_dir, hbs, gran, accel):
     tmp = tempfile.mkdtemp(prefix="cxl-stitch-")
-    topo = cxltopo.Topology(tmp, hbs, gran, backend="memfd")
+    topo = Topology(tmp, hbs, gran, backend="memfd")
     extra = ["-S", "-trace", "kvm_set_user_memory"] if accel == "kvm" else []
-    rig = cxltopo.Rig(qemu_dir, "q35", topo, extra=extra, accel=accel)
-    try:
+    rig = Rig(qemu_dir, "q35", topo, extra=extra, accel=accel)
+    with rig:
         q, b, s = rig.q, rig.base, topo.size
         for ep in topo.eps:
             rig.commit(rig.bar0[ep.name], 0, b, s, topo.ways, gran)
@@ -76,9 +70,6 @@ def run(qemu_dir, hbs, gran, accel):
         rig.expect_served("mmio")
         return dict(commit=commit, uncommit=uncommit, mappings=v1 - v0,
                     slots=slots, size=s)
-    finally:
-        rig.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():
@@ -97,11 +88,9 @@ def main():
         ("1 GiB, 4-way, 4 KiB", [[None] * 4], 4096, None),
         ("2 GiB, 8-way, 16 KiB", [[None] * 8], 16384, None),
     ]
-    with open(MAX_MAP_COUNT) as f:
-        saved = f.read()
+    map_count = MaxMapCount().save()
     try:
-        with open(MAX_MAP_COUNT, "w") as f:
-            f.write("1048576\n")
+        map_count.raise_to(1048576)
     except OSError:
         print("(vm.max_map_count not raised: windows over it fall back)")
     print("q35, -accel kvm -S, memfd backends; ms, median of %d"
@@ -132,8 +121,7 @@ def main():
                 print("  target: stitch <= %g ms: %s"
                       % (limit, "met" if good else "NOT met"))
     finally:
-        with open(MAX_MAP_COUNT, "w") as f:
-            f.write(saved)
+        map_count.restore()
     print("all targets met" if ok else "some targets NOT met")
     return 0
 

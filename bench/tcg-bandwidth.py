@@ -27,22 +27,17 @@ sections the window costs.  Target (issue 4): window >= 0.9 x plain RAM.
 import argparse
 import os
 import re
-import shutil
 import statistics
 import struct
 import sys
 import tempfile
 import time
 
-top = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, os.path.join(top, "tests", "cxl"))
-sys.path.insert(0, os.path.join(top, "scripts"))
-from cxltopo import Rig, Topology  # noqa: E402
+from cxltest import MapCountAtLeast, Rig, Topology
 
 PARAMS = 0x44000000
 RAM_BUF = 0x48000000
 WAYS = 4
-MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
 
 
 def window_sections(q):
@@ -67,7 +62,7 @@ def run(qemu_dir, bios, where, size, reps, ram, stitched=False,
                "-machine", "memory-backend=mainmem"] if memfd_ram else []
     rig = Rig(qemu_dir, "virt", topo, accel="tcg",
               extra=["-m", "512M", "-bios", bios, "-S"] + mainmem)
-    try:
+    with rig:
         q = rig.q
         if stitched:
             q.qmp("qom-set", path=rig.fmw, property="x-stitched", value=True)
@@ -90,9 +85,6 @@ def run(qemu_dir, bios, where, size, reps, ram, stitched=False,
         mb = size * reps / 1e6
         return dict(read=mb / (rd / freq), write=mb / (wr / freq),
                     copy=mb / 2 / (cp / freq), sections=sections)
-    finally:
-        rig.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():
@@ -129,22 +121,11 @@ def main():
                                      "window sections"))
     res = {}
     # 1 GiB at 4 KiB: 262144 mappings for the stitched window
-    with open(MAX_MAP_COUNT) as f:
-        saved_limit = f.read()
-    raised = False
-    try:
-        with open(MAX_MAP_COUNT, "w") as f:
-            f.write("1048576\n")
-        raised = True
-    except OSError:
-        cases = [c for c in cases if c[0] != "window, stitched"]
-        print("(vm.max_map_count cannot be raised here: no stitched run)")
-    try:
+    with MapCountAtLeast(1048576) as limit:
+        if not limit.ok:
+            cases = [c for c in cases if c[0] != "window, stitched"]
+            print("(vm.max_map_count cannot be raised here: no stitched run)")
         measure(cases, bios, size, opt, res)
-    finally:
-        if raised:
-            with open(MAX_MAP_COUNT, "w") as f:
-                f.write(saved_limit)
     report(res)
     return 0
 

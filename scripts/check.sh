@@ -12,6 +12,11 @@ passed=0
 failed=0
 log_dir=$build/check-logs
 mkdir -p "$log_dir"
+# The Python runners: the interpreter, and the test harness package
+# (tests/cxl/cxltest) on PYTHONPATH, as the Makefile names them.
+eval "$(make -s --no-print-directory -C "$top" python-env)"
+: "${PYTHON:?make python-env named no PYTHON}"
+export PYTHON PYTHONPATH
 
 count() {   # count TIER PASSED FAILED
     printf '%-28s %4d passed, %d failed\n' "$1:" "$2" "$3"
@@ -19,12 +24,23 @@ count() {   # count TIER PASSED FAILED
     failed=$((failed + $3))
 }
 
-# Count a runner by its own last line "N passed, N failed" (none: a
-# failure, and its whole log is shown).
+# A Python runner (tests/cxl/*.py, tests/e2e/run.py): its output in LOG,
+# and the counts of its final "N passed, N failed" line as JSON in
+# LOG.json (cxltest.report(), through $CXLTEST_RESULTS).
+run_py() {   # run_py LOG SCRIPT ARGS...
+    local log=$1
+    shift
+    rm -f "$log.json"
+    CXLTEST_RESULTS=$log.json "$PYTHON" "$@" > "$log" 2>&1
+}
+
+# Count a runner by its results file LOG.json (none: a failure, and its
+# whole log is shown).
 count_log() {   # count_log TIER LOG
-    local p f
-    p=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p' "$2" | tail -1)
-    f=$(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p' "$2" | tail -1)
+    local p='' f=''
+    read -r p f < <("$PYTHON" -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+print(r["passed"], r["failed"])' "$2.json" 2>/dev/null)
     if [ -z "$p" ]; then
         cat "$2"
         p=0 f=1
@@ -92,7 +108,7 @@ tier_meson() {
 # Tier 3: the README demo, which checks where every byte landed.
 tier_demo() {
     local log=$log_dir/demo.log
-    if /usr/bin/python3 "$top/scripts/demo.py" -q \
+    if "$PYTHON" "$top/scripts/demo.py" -q \
             --qemu "$qemu_build/qemu-system-x86_64" > "$log" 2>&1; then
         count "demo (q35, 4-way window)" 1 0
     else
@@ -133,10 +149,10 @@ tier_install() {
         count "install (DESTDIR)" 1 0
     fi
     for block in q35 virt; do
-        /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$bin" \
+        run_py "$log_dir/install-guide-$block.log" \
+            "$top/tests/e2e/run.py" --qemu-dir "$bin" \
             --image "$build/e2e/$([ $block = q35 ] && echo amd64 || echo arm64)" \
-            --brief --guide $block --no-firmware-path \
-            > "$log_dir/install-guide-$block.log" 2>&1
+            --brief --guide $block --no-firmware-path
         count_log "user guide $block, installed" "$log_dir/install-guide-$block.log"
     done
     rm -rf "$dest"
@@ -170,8 +186,8 @@ tier_routing() {
         count "cxl routing qtests (tools)" 0 1
         return
     fi
-    /usr/bin/python3 "$top/tests/cxl/routing-test.py" --qemu-dir "$qemu_build" \
-        --guest-dir "$build/guest" --tier "${1:-ci}" > "$log" 2>&1
+    run_py "$log" "$top/tests/cxl/routing-test.py" --qemu-dir "$qemu_build" \
+        --guest-dir "$build/guest" --tier "${1:-ci}"
     count_log "cxl routing qtests (${1:-ci})" "$log"
 }
 
@@ -179,8 +195,8 @@ tier_routing() {
 # vCPU runs, so any /dev/kvm will do); skipped without /dev/kvm.
 tier_kvm() {
     local log=$log_dir/kvm-memslot.log
-    /usr/bin/python3 "$top/tests/cxl/kvm-memslot-test.py" \
-        --qemu-dir "$qemu_build" > "$log" 2>&1
+    run_py "$log" "$top/tests/cxl/kvm-memslot-test.py" \
+        --qemu-dir "$qemu_build"
     grep '^skip' "$log"
     count_log "KVM memslots (kvm -S)" "$log"
 }
@@ -196,8 +212,8 @@ tier_guest() {
         count "cxl guests (build)" 0 1
         return
     fi
-    /usr/bin/python3 "$top/tests/cxl/guest-test.py" --qemu-dir "$qemu_build" \
-        --guest-dir "$build/guest" > "$log" 2>&1
+    run_py "$log" "$top/tests/cxl/guest-test.py" --qemu-dir "$qemu_build" \
+        --guest-dir "$build/guest"
     count_log "cxl TCG guests (atomics)" "$log"
 }
 
@@ -206,8 +222,9 @@ tier_guest() {
 tier_fuzz() {
     local m
     for m in q35 virt; do
-        /usr/bin/python3 "$top/tests/cxl/fuzz-decoders.py" --qemu-dir "$qemu_build" \
-            --machine $m --ops 10000 --seed 20261125 > "$log_dir/fuzz-$m.log" 2>&1
+        run_py "$log_dir/fuzz-$m.log" \
+            "$top/tests/cxl/fuzz-decoders.py" --qemu-dir "$qemu_build" \
+            --machine $m --ops 10000 --seed 20261125
         count_log "cxl decoder fuzz ($m, 10k)" "$log_dir/fuzz-$m.log"
     done
 }
@@ -215,8 +232,9 @@ tier_fuzz() {
 # Tier 7: memory hotplug cycles next to a committed CXL window (make
 # stress runs 10k).
 tier_hotplug() {
-    /usr/bin/python3 "$top/tests/cxl/hotplug-stress.py" --qemu-dir "$qemu_build" \
-        --cycles 200 --check-every 100 > "$log_dir/hotplug.log" 2>&1
+    run_py "$log_dir/hotplug.log" \
+        "$top/tests/cxl/hotplug-stress.py" --qemu-dir "$qemu_build" \
+        --cycles 200 --check-every 100
     count_log "hotplug stress (200 cycles)" "$log_dir/hotplug.log"
 }
 
@@ -231,33 +249,34 @@ tier_e2e() {
         count "e2e Linux guest (image)" 0 1
         return
     fi
-    /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
-        --image "$build/e2e/amd64" --scenario 4hb-4k --quick > "$log" 2>&1
+    run_py "$log" "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+        --image "$build/e2e/amd64" --scenario 4hb-4k --quick
     count_log "e2e Linux guest (4hb-4k)" "$log"
-    /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
-        --image "$build/e2e/arm64" --arch aarch64 --scenario 4hb-4k --quick \
-        > "$log_dir/e2e-arm64.log" 2>&1
+    run_py "$log_dir/e2e-arm64.log" \
+        "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+        --image "$build/e2e/arm64" --arch aarch64 --scenario 4hb-4k --quick
     count_log "e2e Linux guest (arm64, 4hb-4k)" "$log_dir/e2e-arm64.log"
     # the same with the window served by its stitched host mapping, as a
     # KVM guest would have it
-    /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
-        --image "$build/e2e/amd64" --scenario 4hb-4k --quick --stitched \
-        > "$log_dir/e2e-stitched.log" 2>&1
+    run_py "$log_dir/e2e-stitched.log" \
+        "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+        --image "$build/e2e/amd64" --scenario 4hb-4k --quick --stitched
     grep "^skip" "$log_dir/e2e-stitched.log"
     count_log "e2e Linux guest (4hb-4k, stitched)" "$log_dir/e2e-stitched.log"
-    /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
-        --image "$build/e2e/amd64" --hotplug 5 > "$log_dir/e2e-hotplug.log" 2>&1
+    run_py "$log_dir/e2e-hotplug.log" \
+        "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+        --image "$build/e2e/amd64" --hotplug 5
     count_log "e2e guest memory hotplug (5)" "$log_dir/e2e-hotplug.log"
-    /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
-        --image "$build/e2e/arm64" --arch aarch64 --hotplug 5 \
-        > "$log_dir/e2e-hotplug-arm64.log" 2>&1
+    run_py "$log_dir/e2e-hotplug-arm64.log" \
+        "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+        --image "$build/e2e/arm64" --arch aarch64 --hotplug 5
     count_log "e2e guest memory hotplug (arm64, 5)" \
         "$log_dir/e2e-hotplug-arm64.log"
     # KVM: runs where a stock guest kernel can, skips (with the reason)
     # where it cannot, as on PVM-flavoured KVM
-    /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
-        --image "$build/e2e/amd64" --scenario 4hb-4k --quick --kvm \
-        > "$log_dir/e2e-kvm.log" 2>&1
+    run_py "$log_dir/e2e-kvm.log" \
+        "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+        --image "$build/e2e/amd64" --scenario 4hb-4k --quick --kvm
     grep '^skip' "$log_dir/e2e-kvm.log"
     count_log "e2e Linux guest (KVM)" "$log_dir/e2e-kvm.log"
 }
@@ -273,9 +292,11 @@ tier_e2e_full() {
         for run in "" --kvm "--hotplug 100"; do
             name=${run#--}
             log=$log_dir/e2e-full-$arch${run:+-${name// /-}}.log
+            rm -f "$log.json"
             # shellcheck disable=SC2086
-            /usr/bin/python3 "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
-                --image "$image" --arch $arch $run 2>&1 | tee "$log"
+            CXLTEST_RESULTS=$log.json "$PYTHON" "$top/tests/e2e/run.py" \
+                --qemu-dir "$qemu_build" --image "$image" --arch $arch $run \
+                2>&1 | tee "$log"
             count_log "e2e $arch ${run:-scenarios}" "$log"
         done
     done

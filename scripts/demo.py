@@ -19,8 +19,7 @@ import shutil
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cxlqtest  # noqa: E402
+from cxltest import qtest as cxlqtest
 
 WAYS = 4
 DEV_SIZE = 256 << 20

@@ -28,11 +28,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "..", "scripts"))
-import cxlqtest as cq  # noqa: E402
-from cxltopo import Failure, Rig, Topology, check  # noqa: E402
+from cxltest import qtest as cq
+from cxltest import Failure, Rig, Topology, check, report
 
 REGS = ("base_lo", "base_hi", "size_lo", "size_hi", "ctrl", "tl_lo",
         "tl_hi")
@@ -217,12 +214,12 @@ def main():
         err = "no batch ever checked a RAM route (seed %d)" % seed
     if err:
         print("FAIL " + err)
-        print("0 passed, 1 failed")
+        report(0, 1)
         return 1
     print("ok   %d ops, %d batches checked, %.1fs: %s"
           % (done, (done + opt.batch - 1) // opt.batch, time.time() - t0,
              fz.stats))
-    print("1 passed, 0 failed")
+    report(1, 0)
     return 0
 
 

@@ -28,8 +28,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cxltopo import Failure, Rig, Step, Topology, check  # noqa: E402
+from cxltest import Failure, Rig, Step, Topology, check, report
 
 ITERATIONS = 20000
 CPUS = 2
@@ -93,7 +92,7 @@ def run_guest(qemu_dir, guest_dir, g, mode, tmp, flip_iterations):
     rig = Rig(qemu_dir, g["machine"], topo, accel="tcg",
               extra=g["extra"] + ["-smp", str(CPUS), "-bios",
                                   os.path.join(guest_dir, g["bios"]), "-S"])
-    try:
+    with rig:
         q, base, p = rig.q, rig.base, g["params"]
         check(base == g["window"], "window at 0x%x, payload expects 0x%x"
               % (base, g["window"]))
@@ -144,8 +143,6 @@ def run_guest(qemu_dir, guest_dir, g, mode, tmp, flip_iterations):
         with Step("page tables in the window"):
             g["tables"](q, pt)
         return took
-    finally:
-        rig.close()
 
 
 def main():
@@ -173,7 +170,7 @@ def main():
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             sys.stdout.flush()
-    print("%d passed, %d failed" % (passed, failed))
+    report(passed, failed)
     return 1 if failed or not passed else 0
 
 

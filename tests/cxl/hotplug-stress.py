@@ -20,7 +20,6 @@ Usage: hotplug-stress.py --qemu-dir BUILD [--cycles N]
 """
 
 import argparse
-import os
 import re
 import shutil
 import statistics
@@ -28,9 +27,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cxltopo import (Failure, Rig, Topology, check, pattern,  # noqa: E402
-                     pcie_cap)
+from cxltest import (Failure, Rig, Topology, check, pattern, pcie_cap,
+                     report)
 
 MHP_BASE = 0xa00
 HP_RP_BUS, HP_RP_DEV = 0, 0x10
@@ -151,11 +149,11 @@ def main():
                      statistics.median(v[-tenth:]), slope(v)))
     if err:
         print("FAIL " + err)
-        print("0 passed, 1 failed")
+        report(0, 1)
         return 1
     print("ok   %d cycles, sections back to %d, window intact, %.1fs"
           % (opt.cycles, end, time.time() - t0))
-    print("1 passed, 0 failed")
+    report(1, 0)
     return 0
 
 

@@ -33,12 +33,9 @@ import re
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "..", "scripts"))
-from cxltopo import Rig, Runner, Step, Topology, check, pattern  # noqa
+from cxltest import (MaxMapCount, Rig, Runner, Step, Topology, check,
+                     max_map_count, pattern, report, set_max_map_count)
 
-MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
 NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
 TRACE = ["-S", "-trace", "kvm_set_user_memory",
          "-trace", "memory_interleave_map_host"]
@@ -227,8 +224,8 @@ def run_hugepages(rig, rng):
 def run_max_map_count(rig, rng):
     """At a limit too small for the window, the warning names the value
     needed; at that value the slot is built."""
-    writable = set_limit(65530)                 # the kernel's default
-    if not writable and int(open(MAX_MAP_COUNT).read()) > 262144 + 65536:
+    writable = set_max_map_count(65530)         # the kernel's default
+    if not writable and max_map_count() > 262144 + 65536:
         print("     (vm.max_map_count is large and read-only here: skipped)")
         return
     w = run_fallback(rig, rng, "vm.max_map_count must be at least")
@@ -238,7 +235,7 @@ def run_max_map_count(rig, rng):
         return
     with Step("raised to %d" % need):
         rig.unprogram()
-        set_limit(need)
+        set_max_map_count(need)
         rig.program()
         ua = expect_one_slot(rig)
         same_bytes(rig, ua, 5)
@@ -257,7 +254,7 @@ def run_max_map_count_huge(rig, rng):
     every run first: +520 MB and 0.6 s with the BQL held, each commit),
     the warning comes once however often the guest commits, and the
     write-back shadow that serves the window instead fills on touch."""
-    set_limit(65530)
+    set_max_map_count(65530)
     before = peak_rss(rig)
     for i in range(3):
         with Step("commit %d" % i):
@@ -275,16 +272,6 @@ def run_max_map_count_huge(rig, rng):
     w = warnings(rig)
     check(len(w) == 1 and "vm.max_map_count must be at least" in w[0],
           "expected one warning naming vm.max_map_count, got %s" % w)
-
-
-def set_limit(value):
-    """Set vm.max_map_count (root only; main() restores it)."""
-    try:
-        with open(MAX_MAP_COUNT, "w") as f:
-            f.write("%d\n" % value)
-        return True
-    except OSError:
-        return False
 
 
 def run_dirty_log(rig, rng):
@@ -335,15 +322,12 @@ def main():
     opt = ap.parse_args()
     if not kvm_usable():
         print("skip: /dev/kvm is not usable here")
-        print("0 passed, 0 failed")
+        report(0, 0)
         return 0
     import random
     runner = Runner(opt.match)
-    saved_limit = open(MAX_MAP_COUNT).read()
-
-    def restore_limit():
-        if open(MAX_MAP_COUNT).read() != saved_limit:
-            set_limit(int(saved_limit))
+    # the scenarios set vm.max_map_count; put back after each
+    restore_limit = MaxMapCount().save().restore
 
     def run(name, hbs, fn, backend="file", gran=16384, machine="q35"):
         runner.run(name, lambda tmp: Rig(

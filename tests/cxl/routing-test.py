@@ -34,12 +34,9 @@ import sys
 import time
 import zlib
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "..", "scripts"))
-import cxlqtest as cq  # noqa: E402
+from cxltest import qtest as cq
 
-from cxltopo import (DEV_SIZE, CHECK_BYTES, TARGET_PAGE, Failure, Runner, Step,  # noqa: E402
+from cxltest import (DEV_SIZE, CHECK_BYTES, TARGET_PAGE, Failure, Runner, Step,
                      MapCountAtLeast, Switch, Topology, Rig, check, pattern,
                      pcie_cap)
 

@@ -31,19 +31,13 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "cxl"))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "..", "scripts"))
-import cxlqtest as cq  # noqa: E402
-from cxltopo import Failure, Topology, check  # noqa: E402
-from guide import GuideError, guide_cmdline  # noqa: E402
+from cxltest import qtest as cq
+from cxltest import Failure, MaxMapCount, Topology, check, report
+from guide import GuideError, guide_cmdline
 
 MAGIC = 0x5a5a000000000000
 # name, host bridges (root ports each), window granule, host bridge
 # granule, endpoint granule
-MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
-
 SCENARIOS = [
     ("4hb-4k", [[None]] * 4, 4096, None, 4096),
     ("2hb2rp-4k", [[None] * 2] * 2, 4096, 8192, 4096),
@@ -274,24 +268,20 @@ def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False,
                     hb_props=",hdm_for_passthrough=on")
     g = Guest(qemu_dir, image, topo, 0 if name.endswith("-default") else gep,
               tmp, 1 if quick else 0, bench, accel, arch=arch)
-    saved_limit = None
+    limit = MaxMapCount()
     if stitched:
         # one mapping per granule of the window, next to QEMU's own: as
         # root, make room for them (restored below); else QEMU warns
         need = g.size // min(gw, ghb or gw, gep) + 65530
-        with open(MAX_MAP_COUNT) as f:
-            limit = f.read()
-        if int(limit) < need:
-            try:
-                with open(MAX_MAP_COUNT, "w") as f:
-                    f.write("%d\n" % need)
-                saved_limit = limit
-            except OSError as e:
-                g.q.close()
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise Skip("the stitched window needs vm.max_map_count >= %d "
-                           "(it is %s), which cannot be raised here: %s"
-                           % (need, limit.strip(), e))
+        limit.save()
+        try:
+            limit.raise_to(need)
+        except OSError as e:
+            g.q.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise Skip("the stitched window needs vm.max_map_count >= %d "
+                       "(it is %d), which cannot be raised here: %s"
+                       % (need, limit.saved, e))
         # before the guest's Linux programs any decoder
         g.q.qmp("qom-set", path=g.fmw, property="x-stitched", value=True)
     res, pages, regions, t0 = {}, None, {}, time.time()
@@ -415,9 +405,8 @@ def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False,
         return ratios
     finally:
         g.q.close()
-        if saved_limit:
-            with open(MAX_MAP_COUNT, "w") as f:
-                f.write(saved_limit)
+        if stitched:
+            limit.restore()
         if os.environ.get("E2E_KEEP"):
             log("  kept " + tmp)
         else:
@@ -478,17 +467,19 @@ def main():
         try:
             hotplug(opt.qemu_dir, opt.image, opt.hotplug,
                     lambda s: print(s, flush=True), opt.arch)
-            print("ok   hotplug\n1 passed, 0 failed")
+            print("ok   hotplug")
+            report(1, 0)
             return 0
         except (Failure, RuntimeError, OSError) as e:
-            print("FAIL hotplug %s\n0 passed, 1 failed" % e)
+            print("FAIL hotplug %s" % e)
+            report(0, 1)
             return 1
     if opt.kvm:
         try:
             kvm_probe(opt.qemu_dir, opt.image, opt.arch)
         except Skip as e:
             print("skip KVM scenarios: %s" % e)
-            print("0 passed, 0 failed")
+            report(0, 0)
             return 0
     accel = "kvm" if opt.kvm else "tcg"
     skipped = 0
@@ -513,7 +504,7 @@ def main():
         except (Failure, RuntimeError, OSError, KeyError, ValueError) as e:
             failed += 1
             print("FAIL %s %s" % (name, e), flush=True)
-    print("%d passed, %d failed" % (passed, failed))
+    report(passed, failed, skipped)
     return 1 if failed or not (passed or skipped) else 0
 
 
@@ -650,11 +641,13 @@ def brief(opt):
         check(r.get("served") == "ram", "window served as %s while the "
               "region is online" % r.get("served"))
         check(r.get("bw") and r.get("bw-dram"), "no bandwidth figures")
-        print("ok   %s %.0fs\n1 passed, 0 failed" % (label, time.time() - t0))
+        print("ok   %s %.0fs" % (label, time.time() - t0))
+        report(1, 0)
         return 0
     except (Failure, GuideError, RuntimeError, OSError, KeyError,
             ValueError) as e:
-        print("FAIL %s %s\n0 passed, 1 failed" % (label, e))
+        print("FAIL %s %s" % (label, e))
+        report(0, 1)
         return 1
 
 

@@ -1,25 +1,21 @@
-"""CXL topologies for qtests: build one, enumerate it, program its HDM
-decoders bottom-up as Linux does, and model where each window byte must
-land (independently of QEMU).  Used by routing-test.py and guest-test.py.
+"""A running QEMU with a CXL topology: enumerate it, program its HDM
+decoders bottom-up as Linux does, and check where the window's bytes
+land against the topology's model.
 """
 
-import array
 import hashlib
 import os
 import re
 import shutil
-import sys
-import tempfile
 import time
-import traceback
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "..", "scripts"))
-import cxlqtest as cq  # noqa: E402
+from . import qtest as cq
+from .runner import Failure, check
+from .topology import Switch, pattern
 
-DEV_SIZE = 256 << 20
 CHECK_BYTES = 16 << 20      # written and verified byte for byte per window
 RANDOM_SAMPLES = 64
+
 
 MACHINES = {
     "q35": dict(binary="qemu-system-x86_64",
@@ -30,164 +26,17 @@ MACHINES = {
                  args=["-machine", "virt,cxl=on", "-cpu", "max", "-m", "256M"],
                  firmware=[], ecam=0x4010000000, mem_base=0x10000000),
 }
-# Target page of both machines here; a granule below it stays MMIO.
-TARGET_PAGE = 4096
-
-
-MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
-
-
-class MapCountAtLeast:
-    """A context that raises vm.max_map_count to at least @n (as root)
-    and restores it; .ok says whether the limit is now at least @n."""
-
-    def __init__(self, n):
-        self.n, self.saved, self.ok = n, None, False
-
-    def __enter__(self):
-        with open(MAX_MAP_COUNT) as f:
-            self.saved = int(f.read())
-        if self.saved < self.n:
-            try:
-                with open(MAX_MAP_COUNT, "w") as f:
-                    f.write("%d\n" % self.n)
-            except OSError:
-                pass
-        with open(MAX_MAP_COUNT) as f:
-            self.ok = int(f.read()) >= self.n
-        return self
-
-    def __exit__(self, *exc):
-        with open(MAX_MAP_COUNT) as f:
-            now = int(f.read())
-        if now != self.saved:
-            try:
-                with open(MAX_MAP_COUNT, "w") as f:
-                    f.write("%d\n" % self.saved)
-            except OSError:
-                pass
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-
-
-class EP:
-    def __init__(self, name, path):
-        self.name, self.path = name, path
-
-
-class Switch:
-    def __init__(self, name, dsps):
-        self.name, self.dsps = name, dsps      # dsps: list of EP
-
-
-class Topology:
-    """hbs: one list per host bridge, one entry per root port: None for a
-    type-3 device, an int k for a switch with k downstream ports each
-    holding a type-3 device.  Window granule gw over all host bridges;
-    host bridge decoders granule ghb, switch decoders gsw, endpoints gep."""
-
-    def __init__(self, tmp, hbs, gw, ghb=None, gsw=None, gep=None,
-                 backend="file", dev_size=None, hb_props=""):
-        self.tmp, self.hbs, self.gw = tmp, [], gw
-        self.backend = backend
-        self.dev_size = dev_size or DEV_SIZE
-        self.ghb, self.gsw, self.gep = ghb or gw, gsw or gw, gep or gw
-        self.args, self.eps = [], []
-        for h, rps in enumerate(hbs):
-            hb = "cxl.%d" % h
-            self.args += ["-device", "pxb-cxl,bus_nr=%d,bus=pcie.0,id=%s%s"
-                          % (16 + 32 * h, hb, hb_props)]
-            ports = []
-            for p, spec in enumerate(rps):
-                rp = "h%drp%d" % (h, p)
-                self.args += ["-device", "cxl-rp,port=%d,bus=%s,id=%s,"
-                              "chassis=%d,slot=%d" % (p, hb, rp, h, p)]
-                if spec is None:
-                    ports.append(self._ep(rp))
-                else:
-                    us = "h%dus%d" % (h, p)
-                    self.args += ["-device", "cxl-upstream,bus=%s,id=%s"
-                                  % (rp, us)]
-                    dsps = []
-                    for d in range(spec):
-                        ds = "%sds%d" % (us, d)
-                        self.args += ["-device", "cxl-downstream,port=%d,"
-                                      "bus=%s,id=%s,chassis=%d,slot=%d"
-                                      % (d, us, ds, 100 + h * 8 + p, d)]
-                        dsps.append(self._ep(ds))
-                    ports.append(Switch(us, dsps))
-            self.hbs.append((hb, ports))
-        self.ways = len(self.eps)
-        self.size = self.ways * self.dev_size
-        targets = ",".join("cxl-fmw.0.targets.%d=%s" % (i, hb)
-                           for i, (hb, _) in enumerate(self.hbs))
-        self.args += ["-M", "%s,cxl-fmw.0.size=%dM,"
-                      "cxl-fmw.0.interleave-granularity=%d"
-                      % (targets, self.size >> 20, gw)]
-
-    def _ep(self, port):
-        i = len(self.eps)
-        name = "ep%d" % i
-        path = os.path.join(self.tmp, "%s.mem" % name)
-        if self.backend == "file":
-            mem = ("memory-backend-file,id=m%d,share=on,mem-path=%s,size=%d"
-                   % (i, path, self.dev_size))
-        elif self.backend == "file-private":    # the file never sees writes
-            mem = ("memory-backend-file,id=m%d,share=off,mem-path=%s,size=%d"
-                   % (i, path, self.dev_size))
-        elif self.backend == "file-readonly":   # a read-only image
-            with open(path, "wb") as f:     # 4 MiB of data, then a hole
-                f.write(pattern(0, 4 << 20, 0x100 + i))
-                f.truncate(self.dev_size)
-            mem = ("memory-backend-file,id=m%d,share=on,readonly=on,"
-                   "mem-path=%s,size=%d" % (i, path, self.dev_size))
-        elif self.backend == "memfd":
-            mem = "memory-backend-memfd,id=m%d,size=%d" % (i, self.dev_size)
-        elif self.backend == "memfd-huge":
-            mem = ("memory-backend-memfd,id=m%d,size=%d,hugetlb=on,"
-                   "hugetlbsize=2M" % (i, self.dev_size))
-        else:           # anonymous RAM, for benchmarks (no file to check)
-            mem = "memory-backend-ram,id=m%d,size=%d" % (i, self.dev_size)
-        self.args += ["-object", mem,
-                      "-device", "cxl-type3,bus=%s,volatile-memdev=m%d,id=%s"
-                      % (port, i, name)]
-        ep = EP(name, path)
-        self.eps.append(ep)
-        return ep
-
-    def min_granule(self):
-        return min(self.gw, self.ghb, self.gsw, self.gep)
-
-    def route(self, base, off):
-        """(endpoint, DPA) of window offset @off: the decode as the CXL
-        spec and QEMU's emulation define it, computed independently of
-        QEMU.  Window and port decoders index with the host physical
-        address (modulo arithmetic for 3/6/12 ways), endpoints with the
-        offset in their decoder."""
-        hpa = base + off
-        _, ports = self.hbs[(hpa // self.gw) % len(self.hbs)]
-        node = ports[(hpa // self.ghb) % len(ports)]
-        if isinstance(node, Switch):
-            node = node.dsps[(hpa // self.gsw) % len(node.dsps)]
-        g, n = self.gep, self.ways
-        return node, (off // (g * n)) * g + off % g
-
-
-def pattern(off, size, tag):
-    """Every 8-byte word holds its own window offset and a tag."""
-    return array.array("Q", (tag << 48 | o
-                             for o in range(off, off + size, 8))).tobytes()
 
 
 class Rig:
-    """A running QEMU with a topology, enumerated and ready to program."""
+    """A running QEMU with a topology, enumerated and ready to program.
+
+    As a context manager the rig owns its topology's directory (the
+    backend files; Topology(None, ...) makes a fresh one): leaving the
+    with-block closes QEMU and removes the directory.  close() only
+    stops QEMU, so that a scenario can start another on the same files.
+    If QEMU starts but the rig cannot be set up, QEMU is closed before
+    the error propagates."""
 
     def __init__(self, qemu_dir, machine, topo, extra=(), accel="qtest",
                  enumerate=True):
@@ -198,12 +47,23 @@ class Rig:
         self.q = cq.QEMU(os.path.join(qemu_dir, m["binary"]),
                          m["args"] + topo.args + list(extra), m["firmware"],
                          accel)
-        self.q.ecam = m["ecam"]
-        (self.base, size, self.fmw), = cq.fixed_windows(self.q)
-        check(size == topo.size, "window size 0x%x, expected 0x%x"
-              % (size, topo.size))
-        if enumerate:
-            self.enumerate()
+        try:
+            self.q.ecam = m["ecam"]
+            (self.base, size, self.fmw), = cq.fixed_windows(self.q)
+            check(size == topo.size, "window size 0x%x, expected 0x%x"
+                  % (size, topo.size))
+            if enumerate:
+                self.enumerate()
+        except BaseException:
+            self.q.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        shutil.rmtree(self.topo.tmp, ignore_errors=True)
 
     def enumerate(self):
         mem = [self.m["mem_base"]]
@@ -396,69 +256,6 @@ class Rig:
                               "byte +0x%x not at %s DPA 0x%x"
                               % (off + i, ep.name, dpa))
         self.set_ram(True)
-
-
-class Runner:
-    """Runs named scenarios, each on a Rig of its own in a fresh
-    directory, and prints "ok"/"FAIL" per scenario (with QEMU's stderr on
-    a failure) and the counts at the end."""
-
-    def __init__(self, match=""):
-        self.match, self.passed, self.failed = match, 0, 0
-
-    def run(self, name, make_rig, fn, after=None):
-        """make_rig(tmp) -> Rig; fn(rig) runs the scenario; after() runs
-        once the rig is closed, whatever happened."""
-        if self.match not in name:
-            return
-        tmp = tempfile.mkdtemp(prefix="cxl-test-")
-        rig, err, t0 = None, None, time.time()
-        try:
-            rig = make_rig(tmp)
-            fn(rig)
-        except (Failure, RuntimeError, OSError) as e:
-            err = str(e)
-            if not isinstance(e, Failure):
-                err += "\n" + traceback.format_exc()
-        finally:
-            if rig:
-                rig.close()
-                rc = rig.q.proc.returncode
-                if rc:
-                    err = (err or "") + " QEMU exited %d" % rc
-                log = rig.q.stderr().strip()
-                if err and log:
-                    err += "\n     QEMU stderr: " + log[-2000:]
-            if after:
-                after()
-            shutil.rmtree(tmp, ignore_errors=True)
-        if err:
-            self.failed += 1
-            print("FAIL %-28s %s" % (name, err))
-        else:
-            self.passed += 1
-            print("ok   %-28s %5.1fs" % (name, time.time() - t0))
-        sys.stdout.flush()
-
-    def summary(self):
-        """Prints the counts; the exit status (1 if anything failed or
-        nothing ran)."""
-        print("%d passed, %d failed" % (self.passed, self.failed))
-        return 1 if self.failed or not self.passed else 0
-
-
-class Step:
-    """Names the step a failure happened in."""
-
-    def __init__(self, what):
-        self.what = what
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, typ, e, tb):
-        if isinstance(e, Failure):
-            raise Failure("%s: %s" % (self.what, e)) from None
 
 
 def pcie_cap(q, bus, dev):

@@ -4,6 +4,19 @@ Speaks QEMU's qtest text protocol (accel qtest: no CPU runs) and QMP,
 enumerates the PCI buses a pxb-cxl host bridge exposes, maps each type-3
 device's component-register BAR and programs HDM decoders the way Linux
 does (endpoints first, then the host bridge).  Standard library only.
+
+Why not QEMU's python/qemu (qemu.machine.QEMUQtestMachine, qemu.qmp):
+it is only in the unpacked QEMU source (build/src, made by make apply),
+which the runners must not need; QEMUQtestMachine always passes -accel
+qtest (the KVM slot and TCG guest runs need -accel kvm/tcg with the qtest
+socket), and QEMUMachine adds arguments of its own (-chardev/-mon for
+QMP, -vga none, a console socket) and hands QEMU's output over only at
+shutdown.  These tests start QEMU with exactly the arguments below, read
+its stderr while it runs (KVM slot traces, warnings), fail fast with
+QEMU's message when it exits before connecting, and set glibc's malloc
+checking in its environment; swapping QEMUMachine in would change how
+they start and stop QEMU, so this module keeps its own protocol code
+(about 100 lines).
 """
 
 import base64

@@ -1,0 +1,125 @@
+"""CXL topologies for qtests: the QEMU arguments of one, and where each
+window byte must land (the CXL decode, modelled independently of QEMU).
+"""
+
+import array
+import os
+import tempfile
+
+DEV_SIZE = 256 << 20
+
+# Target page of both machines here; a granule below it stays MMIO.
+TARGET_PAGE = 4096
+
+
+class EP:
+    def __init__(self, name, path):
+        self.name, self.path = name, path
+
+
+class Switch:
+    def __init__(self, name, dsps):
+        self.name, self.dsps = name, dsps      # dsps: list of EP
+
+
+class Topology:
+    """hbs: one list per host bridge, one entry per root port: None for a
+    type-3 device, an int k for a switch with k downstream ports each
+    holding a type-3 device.  Window granule gw over all host bridges;
+    host bridge decoders granule ghb, switch decoders gsw, endpoints gep."""
+
+    def __init__(self, tmp, hbs, gw, ghb=None, gsw=None, gep=None,
+                 backend="file", dev_size=None, hb_props=""):
+        """@tmp: the directory for the backend files (None: a new one;
+        a Rig used as a context manager removes it)."""
+        if tmp is None:
+            tmp = tempfile.mkdtemp(prefix="cxl-test-")
+        self.tmp, self.hbs, self.gw = tmp, [], gw
+        self.backend = backend
+        self.dev_size = dev_size or DEV_SIZE
+        self.ghb, self.gsw, self.gep = ghb or gw, gsw or gw, gep or gw
+        self.args, self.eps = [], []
+        for h, rps in enumerate(hbs):
+            hb = "cxl.%d" % h
+            self.args += ["-device", "pxb-cxl,bus_nr=%d,bus=pcie.0,id=%s%s"
+                          % (16 + 32 * h, hb, hb_props)]
+            ports = []
+            for p, spec in enumerate(rps):
+                rp = "h%drp%d" % (h, p)
+                self.args += ["-device", "cxl-rp,port=%d,bus=%s,id=%s,"
+                              "chassis=%d,slot=%d" % (p, hb, rp, h, p)]
+                if spec is None:
+                    ports.append(self._ep(rp))
+                else:
+                    us = "h%dus%d" % (h, p)
+                    self.args += ["-device", "cxl-upstream,bus=%s,id=%s"
+                                  % (rp, us)]
+                    dsps = []
+                    for d in range(spec):
+                        ds = "%sds%d" % (us, d)
+                        self.args += ["-device", "cxl-downstream,port=%d,"
+                                      "bus=%s,id=%s,chassis=%d,slot=%d"
+                                      % (d, us, ds, 100 + h * 8 + p, d)]
+                        dsps.append(self._ep(ds))
+                    ports.append(Switch(us, dsps))
+            self.hbs.append((hb, ports))
+        self.ways = len(self.eps)
+        self.size = self.ways * self.dev_size
+        targets = ",".join("cxl-fmw.0.targets.%d=%s" % (i, hb)
+                           for i, (hb, _) in enumerate(self.hbs))
+        self.args += ["-M", "%s,cxl-fmw.0.size=%dM,"
+                      "cxl-fmw.0.interleave-granularity=%d"
+                      % (targets, self.size >> 20, gw)]
+
+    def _ep(self, port):
+        i = len(self.eps)
+        name = "ep%d" % i
+        path = os.path.join(self.tmp, "%s.mem" % name)
+        if self.backend == "file":
+            mem = ("memory-backend-file,id=m%d,share=on,mem-path=%s,size=%d"
+                   % (i, path, self.dev_size))
+        elif self.backend == "file-private":    # the file never sees writes
+            mem = ("memory-backend-file,id=m%d,share=off,mem-path=%s,size=%d"
+                   % (i, path, self.dev_size))
+        elif self.backend == "file-readonly":   # a read-only image
+            with open(path, "wb") as f:     # 4 MiB of data, then a hole
+                f.write(pattern(0, 4 << 20, 0x100 + i))
+                f.truncate(self.dev_size)
+            mem = ("memory-backend-file,id=m%d,share=on,readonly=on,"
+                   "mem-path=%s,size=%d" % (i, path, self.dev_size))
+        elif self.backend == "memfd":
+            mem = "memory-backend-memfd,id=m%d,size=%d" % (i, self.dev_size)
+        elif self.backend == "memfd-huge":
+            mem = ("memory-backend-memfd,id=m%d,size=%d,hugetlb=on,"
+                   "hugetlbsize=2M" % (i, self.dev_size))
+        else:           # anonymous RAM, for benchmarks (no file to check)
+            mem = "memory-backend-ram,id=m%d,size=%d" % (i, self.dev_size)
+        self.args += ["-object", mem,
+                      "-device", "cxl-type3,bus=%s,volatile-memdev=m%d,id=%s"
+                      % (port, i, name)]
+        ep = EP(name, path)
+        self.eps.append(ep)
+        return ep
+
+    def min_granule(self):
+        return min(self.gw, self.ghb, self.gsw, self.gep)
+
+    def route(self, base, off):
+        """(endpoint, DPA) of window offset @off: the decode as the CXL
+        spec and QEMU's emulation define it, computed independently of
+        QEMU.  Window and port decoders index with the host physical
+        address (modulo arithmetic for 3/6/12 ways), endpoints with the
+        offset in their decoder."""
+        hpa = base + off
+        _, ports = self.hbs[(hpa // self.gw) % len(self.hbs)]
+        node = ports[(hpa // self.ghb) % len(ports)]
+        if isinstance(node, Switch):
+            node = node.dsps[(hpa // self.gsw) % len(node.dsps)]
+        g, n = self.gep, self.ways
+        return node, (off // (g * n)) * g + off % g
+
+
+def pattern(off, size, tag):
+    """Every 8-byte word holds its own window offset and a tag."""
+    return array.array("Q", (tag << 48 | o
+                             for o in range(off, off + size, 8))).tobytes()
