@@ -19,7 +19,7 @@
 #include "qemu/units.h"
 #include "qemu/error-report.h"
 #include "qapi/error.h"
-#include "exec/memory-interleave.h"
+#include "system/memory-interleave.h"
 #include "system/memory.h"
 #include "system/physmem.h"
 #include "system/ramblock.h"

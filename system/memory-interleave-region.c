@@ -10,7 +10,7 @@
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
 #include "qapi/error.h"
-#include "exec/memory-interleave.h"
+#include "system/memory-interleave.h"
 #include "exec/target_page.h"
 #include "system/memory.h"
 #include "system/ramblock.h"

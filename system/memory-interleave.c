@@ -8,7 +8,7 @@
 
 #include "qemu/osdep.h"
 #include <sys/mman.h>
-#include "exec/memory-interleave.h"
+#include "system/memory-interleave.h"
 
 /* Number of chunks of the window that entry @e owns. */
 static uint64_t entry_chunks(const MemoryInterleave *il, unsigned e)

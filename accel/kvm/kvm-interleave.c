@@ -5,7 +5,7 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
- * A window served through an interleave (exec/memory-interleave.h) has no
+ * A window served through an interleave (system/memory-interleave.h) has no
  * RAMBlock of its own: its pages belong to the targets.  KVM gets one slot
  * over the window's stitched host mapping, and what KVM logs as dirty in
  * that slot is moved to the targets' dirty bitmaps, where migration and
@@ -15,7 +15,7 @@
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
 #include "qapi/error.h"
-#include "exec/memory-interleave.h"
+#include "system/memory-interleave.h"
 #include "system/kvm.h"
 #include "system/kvm_int.h"
 #include "system/memory.h"

@@ -27,7 +27,7 @@
 #include "system/ramblock.h"
 #include "system/physmem.h"
 #include "qom/object.h"
-#include "exec/memory-interleave.h"
+#include "system/memory-interleave.h"
 #include "exec/target_page.h"
 #include "system/hostmem.h"
 #include "system/memory.h"
@@ -383,7 +383,7 @@ static bool cxl_fmw_ranges_equal(const CXLFMWRamRange *a, unsigned na,
 
 /*
  * With x-stitched=on, a piece is served by a plain RAM region over the
- * interleave's stitched host mapping (exec/memory-interleave.h) instead of
+ * interleave's stitched host mapping (system/memory-interleave.h) instead of
  * the interleave's per-chunk translation: what KVM gets anyway, offered
  * to TCG so that the mapping can be exercised by a guest that runs.
  */

@@ -54,7 +54,7 @@
 #include "qapi/error.h"
 #include "qom/object.h"
 #include "block/block.h"
-#include "exec/memory-interleave.h"
+#include "system/memory-interleave.h"
 #include "exec/target_page.h"
 #include "exec/translation-block.h"
 #include "system/memory.h"

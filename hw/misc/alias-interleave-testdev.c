@@ -40,7 +40,7 @@
 #include "hw/qdev-core.h"
 #include "hw/qdev-properties.h"
 #include "system/memory.h"
-#include "exec/memory-interleave.h"
+#include "system/memory-interleave.h"
 #include "system/address-spaces.h"
 
 #define TYPE_ALIAS_INTERLEAVE_TESTDEV "x-alias-interleave-testdev"

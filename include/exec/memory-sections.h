@@ -13,7 +13,7 @@
 
 #include "system/memory.h"
 #include "qapi/error.h"
-#include "exec/memory-interleave.h"
+#include "system/memory-interleave.h"
 
 /*
  * A PhysPageMap holds every MemoryRegionSection of one FlatView in an

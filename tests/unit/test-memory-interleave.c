@@ -10,7 +10,7 @@
  */
 
 #include "qemu/osdep.h"
-#include "exec/memory-interleave.h"
+#include "system/memory-interleave.h"
 
 #include <setjmp.h>
 #include <cmocka.h>

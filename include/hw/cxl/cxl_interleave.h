@@ -24,7 +24,7 @@ typedef struct CXLFMWRouting CXLFMWRouting;
  * all of it at priority 0; every range whose committed decoders form a
  * RAM-compatible interleave is overlaid, at priority 1, by a region
  * served through an interleave of the devices' backends
- * (exec/memory-interleave.h).  The MMIO decode stays the reference: the
+ * (system/memory-interleave.h).  The MMIO decode stays the reference: the
  * interleave is derived by probing it and checked against it.
  */
 void cxl_fmw_init_memory(struct CXLFixedWindow *fw,

@@ -6,8 +6,8 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#ifndef EXEC_MEMORY_INTERLEAVE_H
-#define EXEC_MEMORY_INTERLEAVE_H
+#ifndef SYSTEM_MEMORY_INTERLEAVE_H
+#define SYSTEM_MEMORY_INTERLEAVE_H
 
 /*
  * An interleave maps a window of @size bytes onto the entries of a
