@@ -7,9 +7,9 @@ list, with what only a test may change changed: the kernel and initramfs
 are the e2e image's, each type-3 device's backend file is the one the test
 topology checks, the guest's init gets its e2e.* parameters, and
 -nographic goes (the harness gives the serial port a file).  The harness
-(cxltest.qtest.QEMU) also adds -nodefaults -display none and its qtest
-and QMP sockets, so the default NIC, VGA and console are not exercised;
-the rest is the guide's.
+(cxltest.qtest.QEMU) adds -display none and its qtest and QMP sockets,
+and keeps QEMU's default devices (NIC, VGA, CD-ROM) as the guide's
+command line gets them; the rest is the guide's.
 """
 
 import re

@@ -132,8 +132,9 @@ class Guest:
                                  os.path.join(image, "initramfs.gz"),
                                  append, topo) + [
                 "-serial", "file:" + self.serial, "-no-reboot"]
+        # the guide's command line keeps QEMU's default devices
         self.q = cq.QEMU(os.path.join(qemu_dir, binary), args, fw,
-                         accel=accel)
+                         accel=accel, defaults=bool(guide))
         (self.base, self.size, self.fmw), = cq.fixed_windows(self.q)
         self.pos = 0
 

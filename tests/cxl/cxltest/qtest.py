@@ -63,9 +63,12 @@ def gran_enc(gran):
 
 
 class QEMU:
-    """One QEMU process with a qtest and a QMP connection."""
+    """One QEMU process with a qtest and a QMP connection.  @defaults:
+    keep QEMU's default devices (NIC, VGA, CD-ROM...), as a user's command
+    line does; without, -nodefaults."""
 
-    def __init__(self, binary, args, firmware_dirs=(), accel="qtest"):
+    def __init__(self, binary, args, firmware_dirs=(), accel="qtest",
+                 defaults=False):
         self.dir = tempfile.mkdtemp(prefix="cxlqtest-")
         qsock, msock = (os.path.join(self.dir, n) for n in ("qtest", "qmp"))
         ls_q, ls_m = socket.socket(socket.AF_UNIX), socket.socket(socket.AF_UNIX)
@@ -76,7 +79,9 @@ class QEMU:
         cmd = [binary, "-qtest", "unix:" + qsock, "-qtest-log",
                os.environ.get("CXLQTEST_LOG", "none"),
                "-qmp", "unix:" + msock,
-               "-accel", accel, "-display", "none", "-nodefaults"]
+               "-accel", accel, "-display", "none"]
+        if not defaults:
+            cmd.append("-nodefaults")
         for d in firmware_dirs:
             cmd += ["-L", d]
         self.log = open(os.path.join(self.dir, "stderr"), "w+")
