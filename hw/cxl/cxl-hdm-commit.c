@@ -25,19 +25,13 @@
 /* CXL r3.1 8.2.4.20.7: IG encodings above 16 KiB are reserved */
 #define CXL_HDM_IG_MAX 6
 
-static uint64_t hdm_reg64(const uint32_t *cm, int lo, int which)
-{
-    return ((uint64_t)ldl_le_p(cm + lo + 1 + which * HDM_INC) << 32) |
-           (ldl_le_p(cm + lo + which * HDM_INC) & 0xf0000000);
-}
-
 const char *cxl_hdm_decoder_commit_error(const uint32_t *cm, int which,
                                          uint32_t ctrl, bool device,
                                          uint64_t capacity)
 {
     uint32_t cap = ldl_le_p(cm + R_CXL_HDM_DECODER_CAPABILITY);
-    uint64_t base = hdm_reg64(cm, R_CXL_HDM_DECODER0_BASE_LO, which);
-    uint64_t size = hdm_reg64(cm, R_CXL_HDM_DECODER0_SIZE_LO, which);
+    CXLHDMDecoderRange r = cxl_hdm_decoder_range(cm, which);
+    uint64_t base = r.base, size = r.size;
     uint32_t ig = FIELD_EX32(ctrl, CXL_HDM_DECODER0_CTRL, IG);
     uint32_t iw = FIELD_EX32(ctrl, CXL_HDM_DECODER0_CTRL, IW);
     int ways = cxl_interleave_ways_dec(iw, NULL);
@@ -73,8 +67,9 @@ const char *cxl_hdm_decoder_commit_error(const uint32_t *cm, int which,
         if (!FIELD_EX32(prev, CXL_HDM_DECODER0_CTRL, COMMITTED)) {
             return "committed before the decoder below it";
         }
-        if (base < hdm_reg64(cm, R_CXL_HDM_DECODER0_BASE_LO, which - 1) +
-                   hdm_reg64(cm, R_CXL_HDM_DECODER0_SIZE_LO, which - 1)) {
+        CXLHDMDecoderRange below = cxl_hdm_decoder_range(cm, which - 1);
+
+        if (base < below.base + below.size) {
             return "overlaps or precedes the decoder below it";
         }
     }
@@ -86,12 +81,10 @@ const char *cxl_hdm_decoder_commit_error(const uint32_t *cm, int which,
             int w = cxl_interleave_ways_dec(
                 FIELD_EX32(c, CXL_HDM_DECODER0_CTRL, IW), NULL);
 
-            uint64_t part = w ? hdm_reg64(cm, R_CXL_HDM_DECODER0_SIZE_LO, i) /
-                                w : 0;
+            CXLHDMDecoderRange ri = cxl_hdm_decoder_range(cm, i);
+            uint64_t part = w ? ri.size / w : 0;
 
-            if (uadd64_overflow(dpa_end,
-                                hdm_reg64(cm, R_CXL_HDM_DECODER0_DPA_SKIP_LO,
-                                          i), &dpa_end) ||
+            if (uadd64_overflow(dpa_end, ri.dpa_skip, &dpa_end) ||
                 uadd64_overflow(dpa_end, part, &dpa_end)) {
                 return "DPA range beyond the device's capacity";
             }

@@ -687,19 +687,12 @@ static void cxl_fmw_add_cuts(GArray *cuts, CXLComponentState *cs)
     count = MIN(count, CXL_HDM_DECODER_COUNT);
     for (i = 0; i < count; i++) {
         uint32_t ctrl = ldl_le_p(cm + R_CXL_HDM_DECODER0_CTRL + i * hdm_inc);
-        hwaddr base, size;
+        CXLHDMDecoderRange r = cxl_hdm_decoder_range(cm, i);
+        hwaddr base = r.base, size = r.size;
 
         if (!FIELD_EX32(ctrl, CXL_HDM_DECODER0_CTRL, COMMITTED)) {
             continue;
         }
-        base = ((uint64_t)ldl_le_p(cm + R_CXL_HDM_DECODER0_BASE_HI +
-                                   i * hdm_inc) << 32) |
-               (ldl_le_p(cm + R_CXL_HDM_DECODER0_BASE_LO + i * hdm_inc) &
-                0xf0000000);
-        size = ((uint64_t)ldl_le_p(cm + R_CXL_HDM_DECODER0_SIZE_HI +
-                                   i * hdm_inc) << 32) |
-               (ldl_le_p(cm + R_CXL_HDM_DECODER0_SIZE_LO + i * hdm_inc) &
-                0xf0000000);
         g_array_append_val(cuts, base);
         if (base + size > base) {
             base += size;
