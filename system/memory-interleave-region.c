@@ -322,7 +322,13 @@ bool memory_listener_skips_section(const char *who,
     if (!warned) {
         warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     }
-    key = g_strdup_printf("%s/%s", who, memory_region_name(section->mr));
+    /*
+     * Per range and region name: pieces of two windows share names, and a
+     * recommit makes a new region for the same range
+     */
+    key = g_strdup_printf("%s/%s/%" HWADDR_PRIx "+%" PRIx64, who,
+                          memory_region_name(section->mr), start,
+                          int128_get64(section->size));
     if (!g_hash_table_contains(warned, key)) {
         g_hash_table_add(warned, g_steal_pointer(&key));
         warn_report("%s: guest memory 0x%" HWADDR_PRIx "-0x%" HWADDR_PRIx

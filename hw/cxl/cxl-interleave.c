@@ -92,6 +92,7 @@ struct CXLFMWRouting {
     unsigned nb_cur;
     CXLFMWRoutePolicy policy;  /* ram-route property (x-ram: auto/mmio) */
     bool stitch;               /* x-stitched property */
+    bool rebuild;              /* policy changed: the next pass starts over */
     int index;                 /* the window's, for messages */
     GHashTable *warned;        /* reasons already given (cxl_fmw_warn_once) */
 };
@@ -499,7 +500,7 @@ static void cxl_fmw_stitched_register_types(void)
 
 type_init(cxl_fmw_stitched_register_types)
 
-/* Take every RAM piece of @fw out of it; inside a transaction. */
+/* Take RAM piece @i of @fw out of it; inside a transaction. */
 static void cxl_fmw_unmap_piece(CXLFixedWindow *fw, unsigned i)
 {
     CXLFMWRouting *r = fw->routing;
@@ -589,6 +590,13 @@ static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
 
     if (!r) {
         return;
+    }
+    if (r->rebuild) {
+        /* a new policy or way of serving: every piece is made anew */
+        memory_region_transaction_begin();
+        cxl_fmw_unmap_pieces(fw);
+        memory_region_transaction_commit();
+        r->rebuild = false;
     }
     if (r->policy != CXL_FMW_ROUTE_MMIO && fw->num_targets &&
         fw->target_hbs[0]) {
@@ -773,7 +781,7 @@ void cxl_fmws_update_routing(PCIDevice *gone)
         g_slist_free(windows);
         g_clear_pointer(&cuts, g_array_unref);
         cxl_routing_busy = false;
-        gone = NULL;
+        /* @gone is still on the bus until we return: keep leaving it out */
         /* a write-back elsewhere still waits: it runs the next pass */
     } while (cxl_routing_pending && !cxl_fmws_shadows_syncing());
 }
@@ -798,12 +806,8 @@ static void cxl_fmw_reroute(CXLFixedWindow *fw)
     if (running) {
         pause_all_vcpus();
     }
-    /* the retired shadows' write-backs may let other threads in */
-    cxl_routing_busy = true;
-    memory_region_transaction_begin();
-    cxl_fmw_unmap_pieces(fw);
-    memory_region_transaction_commit();
-    cxl_routing_busy = false;
+    /* in a routing pass, which may be deferred (cxl_fmws_update_routing) */
+    fw->routing->rebuild = true;
     cxl_fmws_update_routing(NULL);
     if (running) {
         resume_all_vcpus();

@@ -307,6 +307,15 @@ static void cxl_shadow_tick(void *opaque)
     /* now: a routing pass that runs at the end may retire @sh */
     timer_mod(sh->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
                          CXL_SHADOW_WRITEBACK_MS);
+    /*
+     * A sync write-back elsewhere waits for vCPUs (BQL dropped): it copies
+     * what is dirty itself, and a copy handed to the writer now could land
+     * after it returns, over what its caller writes next (a media
+     * operation).
+     */
+    if (cxl_shadows_syncing) {
+        return;
+    }
     qemu_mutex_lock(&sh->wb_lock);
     idle = !sh->wb_snap;
     qemu_mutex_unlock(&sh->wb_lock);
@@ -374,26 +383,41 @@ void cxl_fmws_shadows_sync(void)
 static void cxl_shadow_reload_entry(CXLFMWShadow *sh, unsigned e,
                                     uint64_t lo, uint64_t hi)
 {
-    uint64_t nchunks = sh->il->size / sh->il->chunk, k;
+    const MemoryInterleave *il = sh->il;
+    const MemoryInterleaveEntry *ent = &il->entries[e];
+    uint64_t periods = DIV_ROUND_UP(il->size, il->period), n = 0;
+    uint64_t n_end = periods;
     ram_addr_t base = memory_region_get_ram_addr(&sh->mr);
 
+    /* the periods whose chunk of entry @e can reach [lo, hi) */
+    hi = MIN(hi, memory_interleave_entry_extent(il, e));
+    if (hi <= lo || hi <= ent->base) {
+        return;
+    }
+    if (ent->stride) {
+        n = lo > ent->base ? (lo - ent->base) / ent->stride : 0;
+        n_end = MIN(periods, (hi - ent->base) / ent->stride + 1);
+    }
     qemu_mutex_lock(&sh->fill_lock);
-    for (k = e; k < nchunks; k += sh->il->nb_entries) {
-        uint64_t off = k * sh->il->chunk, toff, len = sh->il->chunk;
+    for (; n < n_end; n++) {
+        uint64_t off = n * il->period + e * il->chunk, toff, len = il->chunk;
         uint64_t from, to;
 
-        memory_interleave_translate(sh->il, off, &toff, &len);
+        if (off >= il->size) {
+            break;      /* a last period the window cuts short */
+        }
+        memory_interleave_translate(il, off, &toff, &len);
         from = MAX(toff, lo);
         to = MIN(toff + len, hi);
         /* page by page: a chunk may span pages, filled or not */
         while (from < to) {
             uint64_t o = off + from - toff;
-            uint64_t n = MIN(to - from, QEMU_ALIGN_UP(o + 1, sh->page) - o);
+            uint64_t cnt = MIN(to - from, QEMU_ALIGN_UP(o + 1, sh->page) - o);
 
             if (test_bit(o / sh->page, sh->filled)) {
-                memcpy(sh->host + o, sh->target_host[e] + from, n);
+                memcpy(sh->host + o, sh->target_host[e] + from, cnt);
             }
-            from += n;
+            from += cnt;
         }
     }
     qemu_mutex_unlock(&sh->fill_lock);
@@ -710,8 +734,9 @@ static void cxl_fmw_shadow_init(Object *obj)
     object_property_add_uint32_ptr(obj, "x-fill-delay-ms", &sh->fill_delay_ms,
                                    OBJ_PROP_FLAG_READWRITE);
     object_property_set_description(obj, "x-fill-delay-ms",
-        "Delay each first-touch fill by this many milliseconds (tests "
-        "widen the races of a fill with the write-back this way)");
+        "Delay each first-touch fill by this many milliseconds, holding "
+        "the fill lock (tests widen the races of a fill with the "
+        "write-back this way; a VM start or media operation waits too)");
 }
 
 static void cxl_fmw_shadow_finalize(Object *obj)
