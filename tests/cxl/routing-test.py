@@ -436,6 +436,16 @@ def mailbox_of(q, ep):
     return int(m.group(1), 16)
 
 
+def mailbox_command(q, mbox, opcode, payload):
+    """Send @opcode with @payload through the mailbox at @mbox; its return
+    code (1: a background operation started)."""
+    q.write(mbox + 0x20, payload)
+    q.cmd("writeq 0x%x 0x%x" % (mbox + 0x8, opcode | len(payload) << 16))
+    q.writel(mbox + 0x4, 1)                          # doorbell
+    sts = int(q.cmd("readq 0x%x" % (mbox + 0x10)), 16)
+    return (sts >> 32) & 0xffff
+
+
 def run_sanitize(rig, rng):
     """Sanitize (mailbox, a background operation) disables a device's
     media: its pieces of the window go back to MMIO until the operation
@@ -483,13 +493,8 @@ def run_media_ops_zero(rig, rng):
     mbox = mailbox_of(q, victim)
     with Step("zero the first MiB of %s" % victim.name):
         # class 1 (sanitize), subclass 1 (zero), one range: DPA 0, 1 MiB
-        payload = struct.pack("<BBHIQQ", 1, 1, 0, 1, 0, 1 << 20)
-        q.write(mbox + 0x20, payload)
-        q.cmd("writeq 0x%x 0x%x" % (mbox + 0x8,
-                                    0x4402 | len(payload) << 16))
-        q.writel(mbox + 0x4, 1)                          # doorbell
-        sts = int(q.cmd("readq 0x%x" % (mbox + 0x10)), 16)
-        rc = (sts >> 32) & 0xffff
+        rc = mailbox_command(q, mbox, 0x4402,
+                             struct.pack("<BBHIQQ", 1, 1, 0, 1, 0, 1 << 20))
         check(rc in (0, 1), "Media Operations returned 0x%x" % rc)
         q.cmd("clock_step %d" % (30 * 10**9))             # virtual time
         rig.expect_served(expected_kind(t))
@@ -525,13 +530,7 @@ def run_clear_poison(rig, rng):
     check(rig.read_window(4 << 20) == pattern(0, 4 << 20, 1),
           "the window does not read what was written")
     with Step("clear poison at %s DPA 0x%x" % (victim.name, dpa)):
-        payload = struct.pack("<Q", dpa) + data
-        q.write(mbox + 0x20, payload)
-        q.cmd("writeq 0x%x 0x%x" % (mbox + 0x8,
-                                    0x4302 | len(payload) << 16))
-        q.writel(mbox + 0x4, 1)                          # doorbell
-        sts = int(q.cmd("readq 0x%x" % (mbox + 0x10)), 16)
-        rc = (sts >> 32) & 0xffff
+        rc = mailbox_command(q, mbox, 0x4302, struct.pack("<Q", dpa) + data)
         check(rc == 0, "Clear Poison returned 0x%x" % rc)
     with Step("after"):
         with open(victim.path, "rb") as f:
