@@ -52,6 +52,7 @@
 #include "qemu/units.h"
 #include "qemu/userfaultfd.h"
 #include "qapi/error.h"
+#include "qapi/visitor.h"
 #include "qom/object.h"
 #include "block/block.h"
 #include "system/memory-interleave.h"
@@ -80,6 +81,18 @@
  * memory stays within 16 pages of each page touched.
  */
 #define CXL_SHADOW_FILL_PAGES 16
+
+/*
+ * Pages filled ahead of a guest that touches the shadow in address order,
+ * by default.  A fault right after a filled page (the guest zeroing fresh
+ * memory, a sequential copy) is answered first; then, while no other
+ * fault waits, the fill thread goes on filling the next pages, so that the
+ * guest's next touches find them present and the gathering runs next to
+ * the guest instead of between its stores.  A guest that touches pages
+ * here and there gets no read-ahead, and resident memory stays within this
+ * many pages of each run of pages touched in order.
+ */
+#define CXL_SHADOW_FILL_AHEAD 512
 
 #define TYPE_CXL_FMW_SHADOW "x-cxl-fmw-shadow"
 OBJECT_DECLARE_SIMPLE_TYPE(CXLFMWShadow, CXL_FMW_SHADOW)
@@ -132,6 +145,8 @@ struct CXLFMWShadow {
     QemuThread thread;
     uint8_t *bounce;            /* the fill thread's CXL_SHADOW_FILL_PAGES */
     uint32_t fill_delay_ms;     /* x-fill-delay-ms: tests widen races */
+    uint32_t fill_ahead;        /* x-fill-ahead-pages */
+    uint64_t ahead, ahead_end;  /* fill thread only: pages to fill ahead */
 };
 
 static QLIST_HEAD(, CXLFMWShadow) cxl_shadows =
@@ -509,9 +524,9 @@ static int cxl_shadow_place(CXLFMWShadow *sh, uint64_t off, uint64_t len,
  * A page already filled is there (the fault was answered twice), and is
  * placed again for nothing (EEXIST).
  */
-static void cxl_shadow_fill(CXLFMWShadow *sh, uint64_t off)
+static uint64_t cxl_shadow_fill(CXLFMWShadow *sh, uint64_t first)
 {
-    uint64_t first = off / sh->page, n = 1, end = sh->il->size / sh->page;
+    uint64_t off = first * sh->page, n = 1, end = sh->il->size / sh->page;
     uint64_t placed;
     int err;
 
@@ -541,6 +556,44 @@ static void cxl_shadow_fill(CXLFMWShadow *sh, uint64_t off)
     }
     qemu_mutex_unlock(&sh->fill_lock);
     trace_cxl_shadow_fill(memory_region_name(&sh->mr), off, n);
+    return first + n;
+}
+
+/*
+ * Answer a fault at page @p.  If the page before it is filled, the guest
+ * goes through the shadow in address order: fill ahead of it from where
+ * this fill ends (cxl_shadow_fill_ahead()).
+ */
+static void cxl_shadow_fault(CXLFMWShadow *sh, uint64_t p)
+{
+    uint64_t pages = sh->il->size / sh->page;
+    bool in_order = p && test_bit(p - 1, sh->filled);
+    uint64_t next = cxl_shadow_fill(sh, p);
+    uint32_t ahead = qatomic_read(&sh->fill_ahead);
+
+    if (in_order && ahead) {
+        sh->ahead = next;
+        sh->ahead_end = MIN(pages, next + ahead);
+    }
+}
+
+/*
+ * Fill the next pages of the read-ahead that are not filled yet, up to
+ * CXL_SHADOW_FILL_PAGES of them.  Returns false once nothing is left.
+ * The pages come from the backends as they are now, under the fill lock,
+ * as a fault's do: an invalidation that drops them after this is seen by
+ * the next touch, which faults again.
+ */
+static bool cxl_shadow_fill_ahead(CXLFMWShadow *sh)
+{
+    uint64_t p = find_next_zero_bit(sh->filled, sh->ahead_end, sh->ahead);
+
+    if (p >= sh->ahead_end) {
+        sh->ahead = sh->ahead_end;
+        return false;
+    }
+    sh->ahead = cxl_shadow_fill(sh, p);
+    return sh->ahead < sh->ahead_end;
 }
 
 /* The fill thread: answers page faults on the shadow.  Never takes the BQL. */
@@ -554,9 +607,15 @@ static void *cxl_shadow_fill_thread(void *opaque)
             { .fd = sh->uffd, .events = POLLIN },
             { .fd = sh->quit[0], .events = POLLIN },
         };
-        int n, i;
+        int n, i, ret;
 
-        if (poll(pfd, 2, -1) < 0) {
+        /* faults first: read-ahead only while none waits */
+        ret = poll(pfd, 2, sh->ahead < sh->ahead_end ? 0 : -1);
+        if (ret == 0) {
+            cxl_shadow_fill_ahead(sh);
+            continue;
+        }
+        if (ret < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -570,9 +629,8 @@ static void *cxl_shadow_fill_thread(void *opaque)
         n = uffd_read_events(sh->uffd, msg, ARRAY_SIZE(msg));
         for (i = 0; i < n; i++) {
             if (msg[i].event == UFFD_EVENT_PAGEFAULT) {
-                cxl_shadow_fill(sh, QEMU_ALIGN_DOWN(
-                    msg[i].arg.pagefault.address - (uintptr_t)sh->host,
-                    sh->page));
+                cxl_shadow_fault(sh, (msg[i].arg.pagefault.address -
+                                      (uintptr_t)sh->host) / sh->page);
             }
         }
     }
@@ -717,6 +775,17 @@ static bool cxl_fmw_shadow_get_lazy(Object *obj, Error **errp)
     return CXL_FMW_SHADOW(obj)->uffd >= 0;
 }
 
+static void cxl_fmw_shadow_get_filled(Object *obj, Visitor *v,
+                                      const char *name, void *opaque,
+                                      Error **errp)
+{
+    CXLFMWShadow *sh = CXL_FMW_SHADOW(obj);
+    uint64_t n = sh->il ? bitmap_count_one(sh->filled,
+                                           sh->il->size / sh->page) : 0;
+
+    visit_type_uint64(v, name, &n, errp);
+}
+
 static void cxl_fmw_shadow_init(Object *obj)
 {
     CXLFMWShadow *sh = CXL_FMW_SHADOW(obj);
@@ -731,6 +800,16 @@ static void cxl_fmw_shadow_init(Object *obj)
     object_property_add_bool(obj, "x-lazy", cxl_fmw_shadow_get_lazy, NULL);
     object_property_set_description(obj, "x-lazy",
         "Filled on first touch through userfaultfd (else when made)");
+    object_property_add(obj, "x-filled-pages", "uint64",
+                        cxl_fmw_shadow_get_filled, NULL, NULL, NULL);
+    object_property_set_description(obj, "x-filled-pages",
+        "Pages of the shadow that hold the backends' bytes (resident)");
+    sh->fill_ahead = CXL_SHADOW_FILL_AHEAD;
+    object_property_add_uint32_ptr(obj, "x-fill-ahead-pages", &sh->fill_ahead,
+                                   OBJ_PROP_FLAG_READWRITE);
+    object_property_set_description(obj, "x-fill-ahead-pages",
+        "Pages filled ahead of a guest that touches the shadow in address "
+        "order (0: only the pages around each fault)");
     object_property_add_uint32_ptr(obj, "x-fill-delay-ms", &sh->fill_delay_ms,
                                    OBJ_PROP_FLAG_READWRITE);
     object_property_set_description(obj, "x-fill-delay-ms",

@@ -912,6 +912,17 @@ def window_from_backends(rig, size):
     return bytes(out)
 
 
+def backends_write(rig, off, data):
+    """Write @data at window offset @off into the backend files, through
+    the independent model (@off and the length in whole granules)."""
+    g = rig.topo.min_granule()
+    for o in range(0, len(data), g):
+        ep, dpa = rig.topo.route(rig.base, off + o)
+        with open(ep.path, "r+b") as f:
+            f.seek(dpa)
+            f.write(data[o:o + g])
+
+
 def run_readonly(rig, rng):
     """Type-3 devices with read-only backends (readonly=on): the decoders
     commit, the window stays on the MMIO decode (a writable TLB pointer
@@ -990,6 +1001,27 @@ def run_guest_writes(rig, rng):
                                 "in the backends after the uncommit")
 
 
+def lazy_shadow(rig):
+    """The QOM path of the rig's shadow, checked to be filled lazily."""
+    shadow = rig.fmw + "/shadow0"
+    check(rig.q.qmp("qom-get", path=shadow, property="x-lazy") is True,
+          "the shadow is filled eagerly: is userfaultfd unavailable?")
+    return shadow
+
+
+def filled_pages(rig, shadow):
+    """The shadow's resident page count, once the fill thread is idle
+    (its read-ahead may go on after the guest's last touch)."""
+    last, deadline = -1, time.time() + 10
+    while time.time() < deadline:
+        n = rig.q.qmp("qom-get", path=shadow, property="x-filled-pages")
+        if n == last:
+            return n
+        last = n
+        time.sleep(0.3)
+    raise Failure("the shadow's fill thread never went idle")
+
+
 def run_shadow_first_touch(rig, rng):
     """A guest's store that fills a shadow page on first touch (it waits
     in the userfaultfd fault while the fill thread gathers the page)
@@ -997,13 +1029,12 @@ def run_shadow_first_touch(rig, rng):
     background write-back taken during the fill must not consume that
     mark.  The fill is slowed down past the write-back period, and the
     guest stores once per page, so that no later store dirties the page
-    again."""
+    again.  No read-ahead: each fault fills the pages it needs."""
     q, page, size = rig.q, 4096, 1 << 20
     rig.program()
     rig.expect_served("shadow")
-    shadow = rig.fmw + "/shadow0"
-    check(q.qmp("qom-get", path=shadow, property="x-lazy") is True,
-          "the shadow is filled eagerly: is userfaultfd unavailable?")
+    shadow = lazy_shadow(rig)
+    q.qmp("qom-set", path=shadow, property="x-fill-ahead-pages", value=0)
     q.qmp("qom-set", path=shadow, property="x-fill-delay-ms", value=50)
     with Step("one store per page, each a first touch"):
         start_writer(rig, 0, size, stride=page, passes=1)
@@ -1019,6 +1050,54 @@ def run_shadow_first_touch(rig, rng):
               % (len(lost), len(want), lost[0] if lost else 0))
         check(rig.read_window(size) == data,
               "the window does not show what the backends hold")
+
+
+def run_shadow_fill_ahead(rig, rng):
+    """Pages touched apart get no read-ahead; a guest that touches the
+    shadow in address order finds the pages after its touches filled
+    ahead of it, within the read-ahead's bound.  The stores made on pages
+    being filled ahead reach the backends, and the pages filled ahead hold
+    the backends' bytes."""
+    q, page = rig.q, 4096
+    fill, ahead = 16, 512          # CXL_SHADOW_FILL_PAGES, _FILL_AHEAD
+    in_order, apart = 256, 64      # pages touched in each step
+    rig.program()
+    rig.expect_served("shadow")
+    shadow = lazy_shadow(rig)
+    check(q.qmp("qom-get", path=shadow, property="x-fill-ahead-pages") ==
+          ahead, "the read-ahead is not %d pages by default" % ahead)
+    with Step("%d pages read %d pages apart: no read-ahead"
+              % (apart, fill + 1)):
+        base = 4 << 20
+        for i in range(apart):
+            q.b64read(rig.base + base + i * (fill + 1) * page, 8)
+        n = filled_pages(rig, shadow)
+        check(apart <= n <= apart * fill,
+              "%d pages filled for %d read apart: expected %d to %d"
+              % (n, apart, apart, apart * fill))
+    # bytes the guest never writes, to be filled ahead of it
+    pattern = rng.randbytes(ahead * page)
+    backends_write(rig, in_order * page, pattern)
+    with Step("%d pages stored to in order: the next %d filled ahead"
+              % (in_order, ahead)):
+        # (cont drops what the shadow holds: the backends may have changed)
+        start_writer(rig, 0, in_order * page, stride=page, passes=1)
+        n = filled_pages(rig, shadow)
+        check(in_order + fill < n <= in_order + ahead + fill,
+              "%d pages filled after %d stored to in order; a read-ahead "
+              "of %d means more than %d, at most %d"
+              % (n, in_order, ahead, in_order + fill,
+                 in_order + ahead + fill))
+        q.qmp("stop")
+        want = [(1 << 32) | off for off in range(0, in_order * page, page)]
+        data = window_from_backends(rig, in_order * page)
+        got = [struct.unpack_from("<Q", data, off)[0]
+               for off in range(0, in_order * page, page)]
+        check(want == got, "%d of %d stores are not in the backends"
+              % (sum(w != g for w, g in zip(want, got)), len(want)))
+        check(q.b64read(rig.base + in_order * page, len(pattern)) ==
+              pattern, "the pages filled ahead do not hold the backends' "
+              "bytes")
 
 
 def run_guest_writes_unplug(rig, rng):
@@ -1367,6 +1446,9 @@ def main():
         extra=writer, accel="tcg", gw=256, ghb=256, gep=256)
     run("virt-shadow-first-touch", "virt", [[None] * 2],
         run_shadow_first_touch, extra=writer, accel="tcg",
+        gw=256, ghb=256, gep=256)
+    run("virt-shadow-fill-ahead", "virt", [[None] * 2],
+        run_shadow_fill_ahead, extra=writer, accel="tcg",
         gw=256, ghb=256, gep=256)
     run("virt-shadow-live-migration", "virt", [[None] * 2],
         run_live_migration, extra=writer + dma, accel="tcg",
