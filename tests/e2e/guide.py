@@ -43,6 +43,12 @@ def guide_blocks(path):
     return blocks
 
 
+def guide_guest_commands(path, name):
+    """The shell commands the guide runs in the guest of block @name (its
+    block @name-guest), one string; None if it has none."""
+    return guide_blocks(path).get(name + "-guest")
+
+
 def _props(value):
     """'a,k=v,...' -> (a, {k: v})"""
     head, *rest = value.split(",")

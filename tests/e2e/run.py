@@ -23,6 +23,7 @@ Prints a progress line per step and "N passed, N failed".
 """
 
 import argparse
+import base64
 import os
 import re
 import shutil
@@ -33,7 +34,7 @@ import time
 
 from cxltest import qtest as cq
 from cxltest import Failure, MaxMapCount, Topology, check, report
-from guide import GuideError, guide_cmdline
+from guide import GuideError, guide_cmdline, guide_guest_commands
 
 MAGIC = 0x5a5a000000000000
 # name, host bridges (root ports each), window granule, host bridge
@@ -127,6 +128,11 @@ class Guest:
                 "-device", "virtio-blk-pci,drive=d0"] + topo.args
         if guide:
             append = args[args.index("-append") + 1].split(" ", 1)[1]
+            # the guide's own commands in the guest, instead of init's
+            cmds = guide_guest_commands(guide[0], guide[1])
+            if cmds:
+                append += " e2e.run=" + base64.b64encode(
+                    cmds.encode()).decode()
             args = guide_cmdline(guide[0], guide[1], binary,
                                  os.path.join(image, "vmlinuz"),
                                  os.path.join(image, "initramfs.gz"),
@@ -137,6 +143,7 @@ class Guest:
                          accel=accel, defaults=bool(guide))
         (self.base, self.size, self.fmw), = cq.fixed_windows(self.q)
         self.pos = 0
+        self.moved = {}
 
     def lines(self):
         """New complete lines of the serial log."""
@@ -176,6 +183,25 @@ class Guest:
                                                       else ""))
         return keep
 
+    def set_positions(self, port_order, targets):
+        """The guest made its region with memdevs @targets at positions
+        0, 1, ...; @port_order: the memdevs in the order init gives them
+        (round the host bridges, then by port), which route() assumes."""
+        t = self.topo
+        eps = [ports[k] for k in range(max(len(p) for _, p in t.hbs))
+               for _, ports in t.hbs if k < len(ports)]
+        check(sorted(targets) == sorted(port_order) and
+              len(targets) == len(eps), "region targets %s are not the "
+              "memdevs %s" % (targets, port_order))
+        self.moved = {eps[p]: eps[port_order.index(m)]
+                      for p, m in enumerate(targets)}
+
+    def route(self, off):
+        """(endpoint, DPA) of window offset @off: the topology's model,
+        with the positions the guest chose (set_positions())."""
+        ep, dpa = self.topo.route(self.base, off)
+        return self.moved.get(ep, ep), dpa
+
     def layout(self, ranges, rows):
         """(guest address, backend file, offset, word) of the first @rows
         granules of the guest's pattern, read from the backend files."""
@@ -183,7 +209,7 @@ class Guest:
         for r in ranges:
             lo, hi = (int(x, 16) for x in r.split("-"))
             for pa in range(lo << 12, (hi + 1) << 12, gran):
-                ep, dpa = self.topo.route(self.base, pa - self.base)
+                ep, dpa = self.route(pa - self.base)
                 with open(ep.path, "rb") as f:
                     f.seek(dpa)
                     word, = struct.unpack("<Q", f.read(8))
@@ -248,7 +274,7 @@ class Guest:
                       "CXL window" % pa)
                 for part in range(0, 4096, self.topo.min_granule()):
                     n = min(4096 - part, self.topo.min_granule())
-                    ep, dpa = self.topo.route(self.base, off + part)
+                    ep, dpa = self.route(off + part)
                     with open(ep.path, "rb") as f:
                         f.seek(dpa)
                         got = f.read(n)
@@ -581,6 +607,13 @@ def demo_guest(qemu_dir, image, name, log, route="auto", arch="x86_64",
                     say(rest)
                 elif key == "numa":
                     res["numa"].append(rest)
+                elif key == "memdevs":
+                    res["memdevs"] = rest.split()
+                elif key == "region":
+                    res.setdefault("regions", []).append(rest.split())
+                elif key == "region-targets":
+                    res["targets"] = rest.split()
+                    g.set_positions(res.get("memdevs", []), res["targets"])
                 elif key == "region-online":
                     res["online-at"] = time.time() - t0
                     res["node"] = kv.get("node")
@@ -642,6 +675,12 @@ def brief(opt):
         check(r.get("served") == "ram", "window served as %s while the "
               "region is online" % r.get("served"))
         check(r.get("bw") and r.get("bw-dram"), "no bandwidth figures")
+        if guide and guide_guest_commands(*guide):
+            # the guide's own commands made one region over the window
+            regions = [(int(b, 16), int(z, 0)) for _, b, z in r["regions"]]
+            check(r.get("targets") and regions == [r["window"]],
+                  "the guide's commands made regions %s, not one over the "
+                  "window at 0x%x, %d bytes" % (regions, *r["window"]))
         print("ok   %s %.0fs" % (label, time.time() - t0))
         report(1, 0)
         return 0
