@@ -210,7 +210,7 @@ bench: qemu baseline
 	        unmodified=$(BASELINE_BUILD); \
 	done
 	@$(E2E_X86) --scenario 1hb4rp-default --bench patched=$(QEMU_BUILD) \
-	    unmodified=$(BASELINE_BUILD)
+	    patched-shm=$(QEMU_BUILD):shm unmodified=$(BASELINE_BUILD)
 	@$(PY) bench/cxl-shadow.py --qemu-dir $(QEMU_BUILD)
 
 clean:

@@ -287,8 +287,10 @@ class Guest:
 
 
 def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False,
-        accel="tcg", stitched=False, arch="x86_64"):
-    tmp = tempfile.mkdtemp(prefix="cxl-e2e-")
+        accel="tcg", stitched=False, arch="x86_64", tmpdir=None):
+    """One e2e guest; @tmpdir: where the backend files go (the default
+    temporary directory if None)."""
+    tmp = tempfile.mkdtemp(prefix="cxl-e2e-", dir=tmpdir)
     # 512 MiB per device: two 1 GiB regions, half of each device each
     # (single-port host bridges get HDM decoders: one region per decoder)
     topo = Topology(tmp, hbs, gw, ghb, None, gep, dev_size=512 << 20,
@@ -546,9 +548,12 @@ def bench(opt):
     print("%-12s %-10s %8s %8s %8s %8s %9s %9s" % (
         ("build", "window") + keys + ("online s", "2048 pt s")))
     for label, build in builds:
+        # BUILD:stitched: x-stitched=on; BUILD:shm: backends on tmpfs
         stitched = build.endswith(":stitched")
+        shm = "/dev/shm" if build.endswith(":shm") else None
         r = run(build.split(":")[0], opt.image, name, hbs, gw, ghb, gep, True,
-                lambda s: None, bench=True, stitched=stitched, arch=opt.arch)
+                lambda s: None, bench=True, stitched=stitched, arch=opt.arch,
+                tmpdir=shm)
         for node in ("bw", "bw-dram"):
             b = r.get(node, {})
             print("%-12s %-10s %s %9.1f %9s" % (
