@@ -870,13 +870,16 @@ def start_writer(rig, off, size, stride=8, passes=0):
     q.write(WRITER_PARAMS, struct.pack("<8Q", rig.base + off, size, 0, 0, 0,
                                        0, stride, passes))
     q.qmp("cont")
-    wait_writer(rig, 1)
+    # a writer with a few passes to make may be done before we look:
+    # count from 0 (written above), not from what it shows when we do
+    wait_writer(rig, passes or 1, since=0)
 
 
-def wait_writer(rig, passes, secs=30):
-    """Until the writer has completed @passes more passes."""
+def wait_writer(rig, passes, secs=30, since=None):
+    """Until the writer has completed @passes more passes than @since
+    (None: than it has now)."""
     q, deadline = rig.q, time.time() + secs
-    start = q64(q, WRITER_PARAMS + 0x10)
+    start = q64(q, WRITER_PARAMS + 0x10) if since is None else since
     while q64(q, WRITER_PARAMS + 0x10) < start + passes:
         check(not q64(q, WRITER_PARAMS + 0x20),
               "the writer took an exception: ESR 0x%x FAR 0x%x" % (
