@@ -13,8 +13,9 @@
  *
  *  - fill: a page of the shadow is gathered from the backends the first
  *    time anything touches it (userfaultfd, MISSING mode: a thread that
- *    never takes the BQL answers the fault), or, without userfaultfd, all
- *    of it when the shadow is made;
+ *    never takes the BQL answers the fault, and fills ahead of a guest
+ *    that goes through the shadow in address order), or, without
+ *    userfaultfd, all of it when the shadow is made;
  *  - write-back: the shadow's pages are dirty-logged (the VGA client,
  *    which memory_region_set_log() offers; KVM's dirty log under KVM);
  *    dirty pages are scattered into the backends at the DPA the decode
@@ -28,10 +29,13 @@
  *    never takes the BQL, so that vCPUs waiting for the BQL (interrupts,
  *    MMIO) do not wait for the copy; a sync point waits for the writer,
  *    then copies what is left itself;
- *  - invalidation: when the VM starts running again, and after a device
- *    operation that writes its media while it runs, the shadow is written
- *    back and then dropped, so that what the backends hold now is what the
- *    guest reads next.
+ *  - invalidation: when the VM starts running again, the shadow is
+ *    written back and then dropped, so that what the backends hold now
+ *    (a host tool may have written them while the VM was stopped) is what
+ *    the guest reads next; a device operation that writes its media while
+ *    the VM runs (sanitize, media zeroing, Clear Poison) is bracketed
+ *    instead: write-back first, then only the bytes it changed are copied
+ *    into the pages the shadow holds.
  *
  * The shadow itself never migrates: the destination makes its own when the
  * CXL state is loaded, from backends that migrated.
