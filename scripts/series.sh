@@ -207,6 +207,9 @@ generate() {
     (cd "$pristine" && tar cf - --exclude='./.fetched-*' .) | tar xf - -C "$repo"
     git_q init -q
     git_q config core.autocrlf false
+    # no background gc packing objects away while check clones the repo
+    git_q config gc.auto 0
+    git_q config maintenance.auto false
     git_q add -A
     git_q commit -q -m "QEMU $(cat "$pristine/VERSION") (Debian source, pristine)"
     git_q tag base
