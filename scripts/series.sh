@@ -210,7 +210,9 @@ generate() {
     # no background gc packing objects away while check clones the repo
     git_q config gc.auto 0
     git_q config maintenance.auto false
-    git_q add -A
+    # -f: QEMU's .gitignore files ignore parts of its own tarball
+    # (subprojects/*), which the build needs
+    git_q add -A -f
     git_q commit -q -m "QEMU $(cat "$pristine/VERSION") (Debian source, pristine)"
     git_q tag base
 
@@ -229,7 +231,7 @@ generate() {
             mkdir -p "$repo/$(dirname "$f")"
             cp "$tmp/v/$i/$f" "$repo/$f"
         done
-        git_q add -A
+        git_q add -A -f
         git_q diff --cached --quiet && die "step ${steps[i]} changes nothing"
         git_q commit -q -F "$manifest_dir/${steps[i]}.msg"
         printf 'series.sh: [%2d/%d] %s\n' $((i + 1)) "$n" \
