@@ -304,18 +304,17 @@ check() {
         --disable-install-blobs --disable-rust --disable-docs
     start=$(date +%s)
     for i in "${!commits[@]}"; do
-        name=$(git -C "$repo" log -1 --format=%f "${commits[i]}" | cut -c1-52)
+        name=$(git -C "$src" log -1 --format=%f "${commits[i]}" | cut -c1-52)
         log=$logs/$(printf '%02d' $((i + 1)))-$name.log
         git -C "$src" checkout -q --detach "${commits[i]}"
-        printf 'series-check: [%2d/%d] %s ... ' $((i + 1)) "$n" \
-            "$(git -C "$repo" log -1 --format=%s "${commits[i]}")"
+        names[i]=$(git -C "$src" log -1 --format=%s "${commits[i]}")
+        printf 'series-check: [%2d/%d] %s ... ' $((i + 1)) "$n" "${names[i]}"
         t0=$(date +%s)
         status=0
         nice -n 19 ninja -C "$bdir" -j2 qemu-system-x86_64 > "$log" 2>&1 ||
             status=$?
         t1=$(date +%s)
         times[i]=$((t1 - t0))
-        names[i]=$(git -C "$repo" log -1 --format=%s "${commits[i]}")
         if [ "$status" != 0 ]; then
             echo "FAILED (${times[i]} s)"
             grep -E 'error|FAILED' "$log" | head -20 >&2 || true
