@@ -44,7 +44,7 @@ export QEMU_DEB_VERSION
         fuzz asan fuzz-asan check-asan stress e2e e2e-image e2e-image-amd64 \
         e2e-image-arm64 \
         configure baseline baseline-apply baseline-configure bench \
-        python-env clean distclean
+        python-env series series-check clean distclean
 
 all: qemu
 
@@ -212,6 +212,16 @@ bench: qemu baseline
 	@$(E2E_X86) --scenario 1hb4rp-default --bench patched=$(QEMU_BUILD) \
 	    patched-shm=$(QEMU_BUILD):shm unmodified=$(BASELINE_BUILD)
 	@$(PY) bench/cxl-shadow.py --qemu-dir $(QEMU_BUILD)
+
+# The upstream series (patches/upstream/README.rst): git format-patch files
+# in build/series/, generated from the overlay and patches/series.
+series: fetch
+	@scripts/series.sh generate
+
+# Build every step of the series, x86_64 only, in one build directory
+# (build/series-check/); not part of make check.
+series-check: fetch
+	@scripts/series.sh check
 
 clean:
 	rm -rf $(QEMU_BUILD) $(BUILD)/unit

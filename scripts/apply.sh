@@ -13,7 +13,8 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-pristine=$(cd "${1:?usage: apply.sh PRISTINE PATCHED}" && pwd)
+# -P: a symlink to the pristine tree must not be copied as a symlink
+pristine=$(cd "${1:?usage: apply.sh PRISTINE PATCHED}" && pwd -P)
 patched=${2:?usage: apply.sh PRISTINE PATCHED}
 series=${3:-$top/patches/series}
 

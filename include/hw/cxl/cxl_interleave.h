@@ -78,26 +78,11 @@ void cxl_fmws_shadows_reload(struct MemoryRegion *target, uint64_t offset,
 void cxl_type3_shadows_reload(struct CXLType3Dev *ct3d, uint64_t dpa,
                               uint64_t len);
 
-/*
- * Why HDM decoder @which of the cache/mem registers @cm may not commit
- * with control value @ctrl, or NULL if it may.  @device: an endpoint,
- * whose decoders allocate DPA out of @capacity bytes.
- */
-const char *cxl_hdm_decoder_commit_error(const uint32_t *cm, int which,
-                                         uint32_t ctrl, bool device,
-                                         uint64_t capacity);
-
 /* The MMIO decode, shared with hw/cxl/cxl-host.c and hw/mem/cxl_type3.c */
 struct PCIDevice *cxl_cfmws_find_device(struct CXLFixedWindow *fw,
                                         hwaddr addr);
 int cxl_type3_hpa_to_as_and_dpa(struct CXLType3Dev *ct3d, hwaddr host_addr,
                                 unsigned int size, struct AddressSpace **as,
                                 uint64_t *dpa_offset);
-
-/*
- * A component's cache/mem registers, HDM decoders included; loading it
- * re-routes the fixed windows (hw/cxl/cxl-vmstate.c).
- */
-extern const struct VMStateDescription vmstate_cxl_component;
 
 #endif
