@@ -18,8 +18,8 @@
 /*
  * A PhysPageMap holds every MemoryRegionSection of one FlatView in an
  * array, and a radix tree from page number to section index.  A section
- * index is a uint32_t everywhere: in the tree's leaves (26 bits), in
- * subpage maps, and in the TCG TLB (CPUTLBEntryFull.section_index).  The
+ * index is a uint32_t everywhere: in the tree's leaves (26 bits) and in
+ * subpage maps (the TCG TLB keeps a section pointer instead).  The
  * only ceiling is the tree's 26-bit pointer, whose all-ones value means
  * "no node": at most PHYS_SECTIONS_MAX sections per dispatch.  Reaching
  * it is reported as an error naming the region; the range stays

@@ -44,7 +44,7 @@ typedef struct MemoryInterleaveEntry {
 typedef struct MemoryInterleave {
     int refcnt;                  /* memory_interleave_ref()/_unref() */
     uint64_t size;               /* window size, a multiple of @chunk */
-    uint64_t chunk;              /* bytes per chunk, a multiple of a page */
+    uint64_t chunk;              /* bytes; see memory_interleave_new() */
     uint64_t period;             /* @chunk * @nb_entries */
     /*
      * Set once, under the BQL, by memory_interleave_map_host(): the whole
