@@ -18,6 +18,8 @@
 #include "qemu/cutils.h"
 #include "qemu/units.h"
 #include "qemu/error-report.h"
+#include "qemu/lockable.h"
+#include "qemu/main-loop.h"
 #include "qapi/error.h"
 #include "system/memory-interleave.h"
 #include "system/memory.h"
@@ -26,6 +28,26 @@
 #include "trace.h"
 
 #define MAX_MAP_COUNT_PATH "/proc/sys/vm/max_map_count"
+
+struct MemoryInterleaveHost {
+    MemoryInterleave *il;       /* reference held */
+    uint8_t *ptr;
+    unsigned refcnt;            /* host_lock */
+};
+
+/*
+ * The live mappings, by descriptor.  The last reference may go without
+ * the BQL (address_space_unmap() of a stitched region in an I/O thread
+ * finalizes its owner), so the table and the counts have their own lock.
+ */
+static QemuMutex host_lock;
+static GHashTable *host_mappings;
+
+static void __attribute__((__constructor__)) host_lock_init(void)
+{
+    qemu_mutex_init(&host_lock);
+    host_mappings = g_hash_table_new(NULL, NULL);
+}
 
 /* Mappings left for the rest of the process after a window is stitched */
 #define MAP_COUNT_HEADROOM 1024
@@ -117,7 +139,8 @@ static void stitch_run(const MemoryInterleave *il, unsigned e,
     }
 }
 
-void *memory_interleave_map_host(MemoryInterleave *il, Error **errp)
+/* Build the mapping of @il, or NULL and why not. */
+static uint8_t *map_host(MemoryInterleave *il, Error **errp)
 {
     g_autofree int *fds = g_new(int, il->nb_entries);
     g_autofree uint64_t *fd_offsets = g_new(uint64_t, il->nb_entries);
@@ -126,9 +149,6 @@ void *memory_interleave_map_host(MemoryInterleave *il, Error **errp)
     StitchMap m = { .errp = errp };
     unsigned e;
 
-    if (il->host) {
-        return il->host;
-    }
     /*
      * Everything is checked before anything is built, in memory and time
      * that do not grow with the window: the targets, then the number of
@@ -190,33 +210,76 @@ void *memory_interleave_map_host(MemoryInterleave *il, Error **errp)
         munmap(host, il->size);
         return NULL;
     }
-    il->host = host;
     trace_memory_interleave_map_host(il, host, il->size, il->chunk, runs);
     return host;
 }
 
-MemoryInterleave *memory_interleave_host_ref(MemoryInterleave *il)
+MemoryInterleaveHost *memory_interleave_host_get(MemoryInterleave *il,
+                                                 Error **errp)
 {
-    if (il) {
-        assert(il->host);
-        qatomic_inc(&il->host_users);
-        memory_interleave_ref(il);
+    MemoryInterleaveHost *h;
+    uint8_t *ptr;
+
+    /* the BQL: no other get builds a mapping of @il meanwhile */
+    assert(bql_locked());
+    WITH_QEMU_LOCK_GUARD(&host_lock) {
+        h = g_hash_table_lookup(host_mappings, il);
+        if (h) {
+            h->refcnt++;
+            return h;
+        }
     }
-    return il;
+    ptr = map_host(il, errp);
+    if (!ptr) {
+        return NULL;
+    }
+    h = g_new(MemoryInterleaveHost, 1);
+    *h = (MemoryInterleaveHost) {
+        .il = memory_interleave_ref(il), .ptr = ptr, .refcnt = 1,
+    };
+    WITH_QEMU_LOCK_GUARD(&host_lock) {
+        g_hash_table_insert(host_mappings, il, h);
+    }
+    return h;
 }
 
-void memory_interleave_host_unref(MemoryInterleave *il)
+MemoryInterleaveHost *memory_interleave_host_ref(MemoryInterleaveHost *h)
 {
-    if (!il) {
+    if (h) {
+        QEMU_LOCK_GUARD(&host_lock);
+        assert(h->refcnt);
+        h->refcnt++;
+    }
+    return h;
+}
+
+void memory_interleave_host_unref(MemoryInterleaveHost *h)
+{
+    if (!h) {
         return;
     }
-    assert(qatomic_read(&il->host_users));
-    if (qatomic_fetch_dec(&il->host_users) == 1) {
-        munmap(il->host, il->size);
-        il->host = NULL;
-        trace_memory_interleave_unmap_host(il);
+    WITH_QEMU_LOCK_GUARD(&host_lock) {
+        assert(h->refcnt);
+        if (--h->refcnt) {
+            return;
+        }
+        g_hash_table_remove(host_mappings, h->il);
     }
-    memory_interleave_unref(il);
+    munmap(h->ptr, h->il->size);
+    trace_memory_interleave_unmap_host(h->il);
+    memory_interleave_unref(h->il);
+    g_free(h);
+}
+
+void *memory_interleave_host_ptr(const MemoryInterleaveHost *h)
+{
+    return h->ptr;
+}
+
+const MemoryInterleave *memory_interleave_host_layout(
+    const MemoryInterleaveHost *h)
+{
+    return h->il;
 }
 
 static void set_dirty_piece(const MemoryInterleave *il, unsigned e,
@@ -231,11 +294,15 @@ static void set_dirty_piece(const MemoryInterleave *il, unsigned e,
              target_offset, nb_pages);
 }
 
-void memory_interleave_set_dirty(const MemoryInterleave *il, uint64_t offset,
-                                 const unsigned long *bitmap,
-                                 uint64_t nb_pages)
+void memory_interleave_host_set_dirty(const MemoryInterleaveHost *h,
+                                      const void *start,
+                                      const unsigned long *bitmap,
+                                      uint64_t nb_pages)
 {
-    memory_interleave_for_each_dirty_piece(il, offset, bitmap, nb_pages,
+    uint64_t offset = (const uint8_t *)start - h->ptr;
+
+    assert(offset + nb_pages * qemu_real_host_page_size() <= h->il->size);
+    memory_interleave_for_each_dirty_piece(h->il, offset, bitmap, nb_pages,
                                            qemu_real_host_page_size(),
                                            set_dirty_piece, NULL);
 }

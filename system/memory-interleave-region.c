@@ -109,10 +109,10 @@ static MemoryInterleave *find_alias_pattern(MemoryRegion *c)
 {
     uint64_t page = qemu_target_page_size(), chunk;
     g_autofree MemoryRegion **sub = NULL;
-    g_autofree MemoryInterleaveEntry *ent = NULL;
+    g_autofree MemoryInterleaveChunk *seq = NULL;
     MemoryInterleave *il;
     MemoryRegion *s;
-    unsigned n = 0, i, p;
+    unsigned n = 0, i;
     int32_t prio;
 
     QTAILQ_FOREACH(s, &c->subregions, subregions_link) {
@@ -153,37 +153,23 @@ static MemoryInterleave *find_alias_pattern(MemoryRegion *c)
         }
     }
 
-    /* The period: the first repeat of the first target that fits. */
-    for (p = 1; p <= n / 2 && p <= MEMORY_INTERLEAVE_MAX_ENTRIES; p++) {
-        bool ok = sub[p]->alias == sub[0]->alias;
-
-        for (i = p; ok && i < n; i++) {
-            ok = sub[i]->alias == sub[i - p]->alias &&
-                 sub[i]->alias_offset - sub[i - p]->alias_offset ==
-                 sub[i % p + p]->alias_offset - sub[i % p]->alias_offset;
-        }
-        if (ok) {
-            break;
-        }
-    }
-    if (p > n / 2 || p > MEMORY_INTERLEAVE_MAX_ENTRIES) {
-        return NULL;
-    }
-
-    ent = g_new(MemoryInterleaveEntry, p);
-    for (i = 0; i < p; i++) {
-        ent[i] = (MemoryInterleaveEntry) {
+    seq = g_new(MemoryInterleaveChunk, n);
+    for (i = 0; i < n; i++) {
+        seq[i] = (MemoryInterleaveChunk) {
             .target = sub[i]->alias,
             .target_size = int128_get64(sub[i]->alias->size),
-            .base = sub[i]->alias_offset,
-            .stride = sub[i + p]->alias_offset - sub[i]->alias_offset,
+            .offset = sub[i]->alias_offset,
         };
     }
-    /* validation (bounds, overlaps) failing just means no coalescing */
-    il = memory_interleave_new((uint64_t)n * chunk, chunk, p, ent, page, NULL);
-    if (il && !memory_interleave_targets_ok(il,
-                                            MEMORY_INTERLEAVE_ROUTE_SECTIONS,
-                                            NULL)) {
+    /*
+     * No period, a failed validation (bounds, overlaps), or no repeat (n
+     * aliases to n places are no pattern) just mean no coalescing.
+     */
+    il = memory_interleave_find((uint64_t)n * chunk, chunk, seq, n, page,
+                                NULL);
+    if (il && (il->nb_entries > n / 2 ||
+               !memory_interleave_targets_ok(
+                   il, MEMORY_INTERLEAVE_ROUTE_SECTIONS, NULL))) {
         memory_interleave_unref(il);
         il = NULL;
     }

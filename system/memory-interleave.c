@@ -7,7 +7,9 @@
  */
 
 #include "qemu/osdep.h"
-#include <sys/mman.h>
+#include "qemu/atomic.h"
+#include "qemu/bitops.h"
+#include "qemu/host-utils.h"
 #include "system/memory-interleave.h"
 
 /* Number of chunks of the window that entry @e owns. */
@@ -32,9 +34,9 @@ static bool entry_extent(const MemoryInterleave *il, unsigned e,
         *extent = 0;
         return true;
     }
-    return !__builtin_mul_overflow(n - 1, ent->stride, &last) &&
-           !__builtin_add_overflow(last, ent->base, &last) &&
-           !__builtin_add_overflow(last, il->chunk, extent);
+    return !umul64_overflow(n - 1, ent->stride, &last) &&
+           !uadd64_overflow(last, ent->base, &last) &&
+           !uadd64_overflow(last, il->chunk, extent);
 }
 
 uint64_t memory_interleave_entry_extent(const MemoryInterleave *il,
@@ -171,19 +173,89 @@ MemoryInterleave *memory_interleave_new(uint64_t size, uint64_t chunk,
     return g_steal_pointer(&il);
 }
 
+/* Does @seq repeat with period @p over its @n chunks? */
+static bool is_period(const MemoryInterleaveChunk *seq, uint64_t n,
+                      uint64_t p)
+{
+    uint64_t k;
+
+    for (k = p; k < n; k++) {
+        uint64_t e = k % p;
+
+        if (seq[k].target != seq[e].target ||
+            seq[k].offset - seq[k - p].offset !=
+            seq[e + p].offset - seq[e].offset) {
+            return false;
+        }
+    }
+    return true;
+}
+
+MemoryInterleave *memory_interleave_find(uint64_t size, uint64_t chunk,
+                                         const MemoryInterleaveChunk *seq,
+                                         uint64_t n, uint64_t page_size,
+                                         Error **errp)
+{
+    g_autofree MemoryInterleaveEntry *ent = NULL;
+    uint64_t nb_chunks = chunk ? size / chunk : 0, p, k;
+
+    assert(n >= 1 && n <= nb_chunks);
+    for (p = 1; p <= MIN(n, MEMORY_INTERLEAVE_MAX_ENTRIES); p++) {
+        if ((2 * p <= n || p == nb_chunks) && is_period(seq, n, p)) {
+            break;
+        }
+    }
+    if (p > MIN(n, MEMORY_INTERLEAVE_MAX_ENTRIES)) {
+        error_setg(errp, "interleave: the chunks follow no period of at "
+                   "most %u entries", MEMORY_INTERLEAVE_MAX_ENTRIES);
+        return NULL;
+    }
+    ent = g_new(MemoryInterleaveEntry, p);
+    for (k = 0; k < p; k++) {
+        ent[k] = (MemoryInterleaveEntry) {
+            .target = seq[k].target,
+            .target_size = seq[k].target_size,
+            .base = seq[k].offset,
+            /* one period only: each entry has one chunk, no stride */
+            .stride = p < nb_chunks ? seq[k + p].offset - seq[k].offset
+                                    : chunk,
+        };
+    }
+    return memory_interleave_new(size, chunk, p, ent, page_size, errp);
+}
+
 void memory_interleave_free(MemoryInterleave *il)
 {
-    if (il && il->host) {
-        munmap(il->host, il->size);
-    }
     g_free(il);
 }
 
-static bool page_bit(const unsigned long *bitmap, uint64_t i)
+void memory_interleave_for_each_target_range(const MemoryInterleave *il,
+                                             unsigned e, uint64_t lo,
+                                             uint64_t hi,
+                                             MemoryInterleaveTargetRangeFn *fn,
+                                             void *opaque)
 {
-    const unsigned bits = sizeof(unsigned long) * 8;
+    const MemoryInterleaveEntry *ent = &il->entries[e];
+    uint64_t n = 0, n_end = entry_chunks(il, e);
 
-    return (bitmap[i / bits] >> (i % bits)) & 1;
+    /* the chunks of entry @e that can reach [lo, hi) */
+    hi = MIN(hi, memory_interleave_entry_extent(il, e));
+    if (hi <= lo || hi <= ent->base) {
+        return;
+    }
+    if (ent->stride) {
+        n = lo > ent->base ? (lo - ent->base) / ent->stride : 0;
+        n_end = MIN(n_end, (hi - ent->base) / ent->stride + 1);
+    }
+    for (; n < n_end; n++) {
+        uint64_t off = n * il->period + e * il->chunk;
+        uint64_t toff = ent->base + n * ent->stride;
+        uint64_t from = MAX(toff, lo), to = MIN(toff + il->chunk, hi);
+
+        if (from < to) {
+            fn(il, e, off + from - toff, from, to - from, opaque);
+        }
+    }
 }
 
 void memory_interleave_for_each_run(const MemoryInterleave *il,
@@ -192,30 +264,18 @@ void memory_interleave_for_each_run(const MemoryInterleave *il,
                                     uint64_t nb_pages, uint64_t page_size,
                                     MemoryInterleaveRunFn *fn, void *opaque)
 {
-    uint64_t i = 0;
+    uint64_t i, n;
 
-    while (i < nb_pages) {
-        uint64_t target_offset, len = UINT64_MAX, n;
-        unsigned e;
+    for (i = find_first_bit(bitmap, nb_pages); i < nb_pages;
+         i = find_next_bit(bitmap, nb_pages, i + n)) {
+        uint64_t target_offset, len = UINT64_MAX;
+        unsigned e = memory_interleave_translate(il, offset + i * page_size,
+                                                 &target_offset, &len);
 
-        if (!(i % (sizeof(unsigned long) * 8)) &&
-            !bitmap[i / (sizeof(unsigned long) * 8)]) {
-            i += sizeof(unsigned long) * 8;     /* a clean word */
-            continue;
-        }
-        if (!page_bit(bitmap, i)) {
-            i++;
-            continue;
-        }
-        e = memory_interleave_translate(il, offset + i * page_size,
-                                        &target_offset, &len);
-        /* set bits from @i up to the chunk's end */
-        for (n = 1; n < len / page_size && i + n < nb_pages &&
-                    page_bit(bitmap, i + n); n++) {
-            /* count */
-        }
+        /* the set bits from @i up to the chunk's end */
+        n = find_next_zero_bit(bitmap, MIN(nb_pages, i + len / page_size),
+                               i + 1) - i;
         fn(il, e, target_offset, i, n, opaque);
-        i += n;
     }
 }
 
@@ -248,13 +308,11 @@ uint64_t memory_interleave_scatter(const MemoryInterleave *il,
     uint64_t i, copied = 0;
     unsigned e;
 
-    for (i = 0; i < nb_pages; i++) {
+    for (i = find_first_bit(bitmap, nb_pages); i < nb_pages;
+         i = find_next_bit(bitmap, nb_pages, i + 1)) {
         uint64_t off = offset + i * page_size, len = page_size;
         const uint8_t *from = src + i * page_size;
 
-        if (!page_bit(bitmap, i)) {
-            continue;
-        }
         while (len) {
             uint64_t toff, l = len;
 
@@ -318,8 +376,8 @@ static uint64_t count_joins(const MemoryInterleave *il, unsigned e,
         return next0 == end0 ? nb_p : 0;
     }
     /* next0 - end0 + p * (stride_f - stride_e) == 0 */
-    if (__builtin_sub_overflow((int64_t)next0, (int64_t)end0, &a) ||
-        __builtin_sub_overflow((int64_t)ef->stride, (int64_t)ee->stride, &b) ||
+    if (ssub64_overflow(next0, end0, &a) ||
+        ssub64_overflow(ef->stride, ee->stride, &b) ||
         a % b) {
         return 0;
     }
@@ -415,21 +473,21 @@ void memory_interleave_for_each_dirty_piece(const MemoryInterleave *il,
 MemoryInterleave *memory_interleave_ref(MemoryInterleave *il)
 {
     if (il) {
-        g_atomic_int_inc(&il->refcnt);
+        qatomic_inc(&il->refcnt);
     }
     return il;
 }
 
 void memory_interleave_unref(MemoryInterleave *il)
 {
-    if (il && g_atomic_int_dec_and_test(&il->refcnt)) {
+    if (il && qatomic_dec_fetch(&il->refcnt) == 0) {
         memory_interleave_free(il);
     }
 }
 
 char *memory_interleave_describe(const MemoryInterleave *il,
                                  const char *(*target_name)(
-                                     const struct MemoryRegion *mr))
+                                     const MemoryRegion *mr))
 {
     GString *s = g_string_new(NULL);
     unsigned i;

@@ -21,15 +21,17 @@
 #include "system/memory.h"
 #include <linux/kvm.h>
 
-bool kvm_interleave_map(MemoryRegionSection *section)
+MemoryInterleaveHost *kvm_interleave_map(MemoryRegionSection *section)
 {
     /* what was said already: once per window and reason */
     static GHashTable *warned;
+    MemoryInterleaveHost *host;
     Error *err = NULL;
     char *msg;
 
-    if (memory_interleave_map_host(section->interleave, &err)) {
-        return true;
+    host = memory_interleave_host_get(section->interleave, &err);
+    if (host) {
+        return host;
     }
     error_prepend(&err, "%s at 0x%" HWADDR_PRIx ": no KVM memory slot, "
                   "guest accesses will exit to QEMU: ",
@@ -46,16 +48,15 @@ bool kvm_interleave_map(MemoryRegionSection *section)
     } else {
         error_free(err);
     }
-    return false;
+    return NULL;
 }
 
 void kvm_interleave_slot_sync_dirty_pages(KVMSlot *slot)
 {
-    MemoryInterleave *il = slot->interleave;
     uint64_t pages = slot->memory_size / qemu_real_host_page_size();
 
-    memory_interleave_set_dirty(il, (uint8_t *)slot->ram - (uint8_t *)il->host,
-                                slot->dirty_bmap, pages);
+    memory_interleave_host_set_dirty(slot->interleave, slot->ram,
+                                     slot->dirty_bmap, pages);
 
     /*
      * With manual protection, KVM re-protects a page only when QEMU clears

@@ -37,6 +37,7 @@
 #include "hw/cxl/cxl.h"
 #include "hw/cxl/cxl_host.h"
 #include "hw/cxl/cxl_interleave.h"
+#include "hw/cxl/cxl_shadow.h"
 #include "hw/pci/pci_bridge.h"
 #include "hw/pci/pci_host.h"
 #include "trace.h"
@@ -58,7 +59,6 @@ typedef enum CXLFMWPieceKind {
     CXL_FMW_PIECE_SECTIONS,    /* interleave sections, per-chunk translation */
     CXL_FMW_PIECE_STITCHED,    /* one RAM region over the stitched mapping */
     CXL_FMW_PIECE_SHADOW,      /* a write-back shadow (sub-page granules) */
-    CXL_FMW_PIECE_NONE,        /* its shadow could not be made: MMIO */
 } CXLFMWPieceKind;
 
 /* The window's policy: the ram-route property */
@@ -79,6 +79,8 @@ typedef struct CXLFMWRamRange {
     uint64_t size;
     MemoryInterleave *il;      /* reference held */
     CXLFMWPieceKind kind;
+    /* under KVM, sections: the stitched mapping KVM's slot will use */
+    MemoryInterleaveHost *host;
 } CXLFMWRamRange;
 
 struct CXLFMWRouting {
@@ -109,7 +111,7 @@ OBJECT_DECLARE_SIMPLE_TYPE(CXLFMWStitched, CXL_FMW_STITCHED)
 struct CXLFMWStitched {
     Object parent_obj;
     MemoryRegion mr;
-    MemoryInterleave *il;      /* memory_interleave_host_ref() held */
+    MemoryInterleaveHost *host;    /* reference held */
 };
 
 /* Where the decode sends one window offset */
@@ -221,10 +223,9 @@ static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
 {
     /* the finest decode granule: the shadow serves what sections cannot */
     const uint64_t granule = CXL_CACHE_LINE_SIZE * 4;
-    g_autofree CXLFMWTarget *seq = NULL;
-    g_autofree MemoryInterleaveEntry *ent = NULL;
+    g_autofree MemoryInterleaveChunk *seq = NULL;
     CXLFMWTarget t0, t;
-    uint64_t chunk, nchunks, k, n, x;
+    uint64_t chunk, nchunks, k, n;
     MemoryInterleave *il;
 
     if (!cxl_fmw_probe(fw, start, gone, &t0)) {
@@ -249,52 +250,20 @@ static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
     }
     nchunks = size / chunk;
 
-    /* Where each of the first chunks goes. */
+    /* Where each of the first chunks goes, and the period they follow. */
     n = MIN(nchunks, CXL_FMW_PROBE_CHUNKS);
-    seq = g_new(CXLFMWTarget, n);
+    seq = g_new(MemoryInterleaveChunk, n);
     for (k = 0; k < n; k++) {
-        if (!cxl_fmw_probe(fw, start + k * chunk, gone, &seq[k])) {
+        if (!cxl_fmw_probe(fw, start + k * chunk, gone, &t)) {
             error_setg(errp, "not decoded to static enabled RAM");
             return NULL;
         }
+        seq[k] = (MemoryInterleaveChunk) {
+            .target = t.mr, .target_size = memory_region_size(t.mr),
+            .offset = t.offset,
+        };
     }
-
-    /*
-     * The period: the fewest entries p such that chunk k and chunk k - p
-     * share a backend and are one stride apart, for all probed chunks.
-     */
-    for (x = 1; x <= MIN(n, MEMORY_INTERLEAVE_MAX_ENTRIES); x++) {
-        bool ok = true;
-
-        if (x != nchunks && 2 * x > n) {
-            x = 0;
-            break;
-        }
-        for (k = x; k < n && ok; k++) {
-            uint64_t e = k % x;
-
-            ok = seq[k].mr == seq[e].mr &&
-                 seq[k].offset - seq[k - x].offset ==
-                 seq[e + x].offset - seq[e].offset;
-        }
-        if (ok) {
-            break;
-        }
-    }
-    if (!x || x > MIN(n, MEMORY_INTERLEAVE_MAX_ENTRIES)) {
-        error_setg(errp, "decode is not periodic");
-        return NULL;
-    }
-
-    ent = g_new0(MemoryInterleaveEntry, x);
-    for (k = 0; k < x; k++) {
-        ent[k].target = seq[k].mr;
-        ent[k].target_size = memory_region_size(seq[k].mr);
-        ent[k].base = seq[k].offset;
-        ent[k].stride = x < nchunks ? seq[k + x].offset - seq[k].offset
-                                    : chunk;
-    }
-    il = memory_interleave_new(size, chunk, x, ent, granule, errp);
+    il = memory_interleave_find(size, chunk, seq, n, granule, errp);
     if (!il) {
         return NULL;
     }
@@ -332,7 +301,8 @@ static void cxl_fmw_warn_once(CXLFMWRouting *r, const char *what, Error *err)
  * (KVM's slot), which the shadow replaces where it cannot be built.
  */
 static bool cxl_fmw_piece_kind(CXLFMWRouting *r, MemoryInterleave *il,
-                               CXLFMWPieceKind *kind, Error **errp)
+                               CXLFMWPieceKind *kind,
+                               MemoryInterleaveHost **host, Error **errp)
 {
     uint64_t page = qemu_target_page_size();
     bool paged = !(il->chunk % page);
@@ -347,8 +317,11 @@ static bool cxl_fmw_piece_kind(CXLFMWRouting *r, MemoryInterleave *il,
                                      errp)) {
         Error *local_err = NULL;
 
-        if (!kvm_enabled() || r->stitch ||
-            memory_interleave_map_host(il, &local_err)) {
+        /* the mapping is kept with the piece, for KVM's slot */
+        if (kvm_enabled() && !r->stitch) {
+            *host = memory_interleave_host_get(il, &local_err);
+        }
+        if (!kvm_enabled() || r->stitch || *host) {
             *kind = r->stitch ? CXL_FMW_PIECE_STITCHED
                               : CXL_FMW_PIECE_SECTIONS;
             return true;
@@ -403,12 +376,14 @@ static void cxl_fmw_stitched_log_sync(MemoryListener *listener,
     CXLFMWStitched *st = (CXLFMWStitched *)
         object_dynamic_cast(section->mr->owner, TYPE_CXL_FMW_STITCHED);
     uint64_t page = qemu_target_page_size(), off, end, span;
+    const MemoryInterleave *il;
     DirtyBitmapSnapshot *snap;
     ram_addr_t base;
 
     if (!st || section->mr != &st->mr) {
         return;
     }
+    il = memory_interleave_host_layout(st->host);
     base = memory_region_get_ram_addr(&st->mr);
     off = section->offset_within_region;
     end = off + int128_get64(section->size);
@@ -427,9 +402,8 @@ static void cxl_fmw_stitched_log_sync(MemoryListener *listener,
             unsigned e;
 
             if (physical_memory_snapshot_get_dirty(snap, base + p, page)) {
-                e = memory_interleave_translate(st->il, p, &target_offset,
-                                                &len);
-                memory_region_set_dirty(st->il->entries[e].target,
+                e = memory_interleave_translate(il, p, &target_offset, &len);
+                memory_region_set_dirty(il->entries[e].target,
                                         target_offset, len);
             }
         }
@@ -462,9 +436,9 @@ static CXLFMWStitched *cxl_fmw_stitched_new(CXLFixedWindow *fw, unsigned i,
     g_autofree char *child = g_strdup_printf("stitched%u", i);
     Error *err = NULL;
     CXLFMWStitched *st;
-    void *host;
+    MemoryInterleaveHost *host;
 
-    host = memory_interleave_map_host(il, &err);
+    host = memory_interleave_host_get(il, &err);
     if (!host) {
         warn_report_err(err);
         return NULL;
@@ -473,8 +447,9 @@ static CXLFMWStitched *cxl_fmw_stitched_new(CXLFixedWindow *fw, unsigned i,
     st = CXL_FMW_STITCHED(object_new(TYPE_CXL_FMW_STITCHED));
     object_property_add_child(OBJECT(fw), child, OBJECT(st));
     object_unref(OBJECT(st));           /* the window holds it now */
-    st->il = memory_interleave_host_ref(il);
-    memory_region_init_ram_ptr(&st->mr, OBJECT(st), name, il->size, host);
+    st->host = host;
+    memory_region_init_ram_ptr(&st->mr, OBJECT(st), name, il->size,
+                               memory_interleave_host_ptr(host));
     /* every writer marks it; cxl_fmw_stitched_log_sync() hands it on */
     memory_region_set_log(&st->mr, true, DIRTY_MEMORY_VGA);
     return st;
@@ -483,7 +458,7 @@ static CXLFMWStitched *cxl_fmw_stitched_new(CXLFixedWindow *fw, unsigned i,
 static void cxl_fmw_stitched_finalize(Object *obj)
 {
     /* the region is gone and nobody maps it: the mapping may go */
-    memory_interleave_host_unref(CXL_FMW_STITCHED(obj)->il);
+    memory_interleave_host_unref(CXL_FMW_STITCHED(obj)->host);
 }
 
 static const TypeInfo cxl_fmw_stitched_info = {
@@ -499,6 +474,15 @@ static void cxl_fmw_stitched_register_types(void)
 }
 
 type_init(cxl_fmw_stitched_register_types)
+
+/* Drop what a piece holds. */
+static void cxl_fmw_range_release(CXLFMWRamRange *p)
+{
+    memory_interleave_host_unref(p->host);
+    memory_interleave_unref(p->il);
+    p->host = NULL;
+    p->il = NULL;
+}
 
 /* Take RAM piece @i of @fw out of it; inside a transaction. */
 static void cxl_fmw_unmap_piece(CXLFixedWindow *fw, unsigned i)
@@ -520,7 +504,7 @@ static void cxl_fmw_unmap_piece(CXLFixedWindow *fw, unsigned i)
         memory_region_del_subregion(&fw->mr, &r->ram[i]);
         memory_region_set_interleave(&r->ram[i], NULL);
     }
-    memory_interleave_unref(r->cur[i].il);
+    cxl_fmw_range_release(&r->cur[i]);
     trace_cxl_fmw_ram_unmap(fw->index, r->cur[i].offset, r->cur[i].size);
 }
 
@@ -537,11 +521,12 @@ static void cxl_fmw_unmap_pieces(CXLFixedWindow *fw)
 
 /*
  * Serve piece @p of @fw as its kind says.  A shadow that cannot be made
- * leaves the piece on the MMIO decode (kind NONE, remembered so that the
- * next routing update does not try again for the same layout).
+ * leaves the piece on the MMIO decode.  The piece is still recorded with
+ * its kind, so that the next routing update, finding the same layout,
+ * keeps it as it is rather than trying again.
  */
 static void cxl_fmw_map_piece(CXLFixedWindow *fw, unsigned i,
-                              CXLFMWRamRange *p)
+                              const CXLFMWRamRange *p)
 {
     CXLFMWRouting *r = fw->routing;
     Error *err = NULL;
@@ -554,7 +539,6 @@ static void cxl_fmw_map_piece(CXLFixedWindow *fw, unsigned i,
                                error_get_pretty(err));
             cxl_fmw_warn_once(r, "no write-back shadow, the MMIO decode "
                               "serves the piece", err);
-            p->kind = CXL_FMW_PIECE_NONE;
             return;
         }
         memory_region_add_subregion_overlap(
@@ -574,8 +558,6 @@ static void cxl_fmw_map_piece(CXLFixedWindow *fw, unsigned i,
         memory_region_set_interleave(&r->ram[i], p->il);
         memory_region_add_subregion_overlap(&fw->mr, p->offset, &r->ram[i],
                                             1);
-        return;
-    case CXL_FMW_PIECE_NONE:
         return;
     }
 }
@@ -603,6 +585,7 @@ static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
         for (i = 0; i <= cuts->len; i++) {
             hwaddr to = i < cuts->len ? g_array_index(cuts, hwaddr, i) : end;
             Error *err = NULL;
+            MemoryInterleaveHost *host = NULL;
             MemoryInterleave *il;
             CXLFMWPieceKind kind;
 
@@ -625,14 +608,15 @@ static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
                  * the window anew under KVM, on every register write)
                  */
                 kind = r->cur[nb_next].kind;
-            } else if (il && !cxl_fmw_piece_kind(r, il, &kind, &err)) {
+            } else if (il && !cxl_fmw_piece_kind(r, il, &kind, &host,
+                                                 &err)) {
                 memory_interleave_unref(il);
                 il = NULL;
             }
             if (il) {
                 next[nb_next++] = (CXLFMWRamRange) {
                     .offset = from - fw->base, .size = to - from, .il = il,
-                    .kind = kind,
+                    .kind = kind, .host = host,
                 };
             } else {
                 trace_cxl_fmw_mmio(fw->index, from - fw->base, to - from,
@@ -648,7 +632,7 @@ static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
 
     if (cxl_fmw_ranges_equal(r->cur, r->nb_cur, next, nb_next)) {
         for (i = 0; i < nb_next; i++) {
-            memory_interleave_unref(next[i].il);
+            cxl_fmw_range_release(&next[i]);
         }
         return;
     }
@@ -663,12 +647,11 @@ static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
         if (i >= nb_next || !cxl_fmw_ranges_equal(&r->cur[i], 1, &next[i],
                                                   1)) {
             cxl_fmw_unmap_piece(fw, i);
-            r->cur[i].il = NULL;
         }
     }
     for (i = 0; i < nb_next; i++) {
         if (r->cur[i].il && i < r->nb_cur) {
-            memory_interleave_unref(next[i].il);   /* kept as it was */
+            cxl_fmw_range_release(&next[i]);   /* kept as it was */
             continue;
         }
         /* the kind asked for: what the next update compares with */

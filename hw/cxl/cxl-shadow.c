@@ -68,6 +68,7 @@
 #include "system/tcg.h"
 #include "hw/cxl/cxl.h"
 #include "hw/cxl/cxl_interleave.h"
+#include "hw/cxl/cxl_shadow.h"
 #include "hw/cxl/cxl_device.h"
 #include "trace.h"
 
@@ -393,6 +394,27 @@ void cxl_fmws_shadows_sync(void)
     cxl_shadows_sync_end();
 }
 
+/* Copy the target bytes of one chunk back, page by page (fill_lock) */
+static void cxl_shadow_reload_range(const MemoryInterleave *il, unsigned e,
+                                    uint64_t offset, uint64_t target_offset,
+                                    uint64_t len, void *opaque)
+{
+    CXLFMWShadow *sh = opaque;
+
+    /* a chunk may span pages, filled or not */
+    while (len) {
+        uint64_t cnt = MIN(len, QEMU_ALIGN_UP(offset + 1, sh->page) - offset);
+
+        if (test_bit(offset / sh->page, sh->filled)) {
+            memcpy(sh->host + offset, sh->target_host[e] + target_offset,
+                   cnt);
+        }
+        offset += cnt;
+        target_offset += cnt;
+        len -= cnt;
+    }
+}
+
 /*
  * Copy the bytes at target offsets [@lo, @hi) of entry @e's target into
  * the shadow again, where the shadow has them (pages never touched are
@@ -402,43 +424,11 @@ void cxl_fmws_shadows_sync(void)
 static void cxl_shadow_reload_entry(CXLFMWShadow *sh, unsigned e,
                                     uint64_t lo, uint64_t hi)
 {
-    const MemoryInterleave *il = sh->il;
-    const MemoryInterleaveEntry *ent = &il->entries[e];
-    uint64_t periods = DIV_ROUND_UP(il->size, il->period), n = 0;
-    uint64_t n_end = periods;
     ram_addr_t base = memory_region_get_ram_addr(&sh->mr);
 
-    /* the periods whose chunk of entry @e can reach [lo, hi) */
-    hi = MIN(hi, memory_interleave_entry_extent(il, e));
-    if (hi <= lo || hi <= ent->base) {
-        return;
-    }
-    if (ent->stride) {
-        n = lo > ent->base ? (lo - ent->base) / ent->stride : 0;
-        n_end = MIN(periods, (hi - ent->base) / ent->stride + 1);
-    }
     qemu_mutex_lock(&sh->fill_lock);
-    for (; n < n_end; n++) {
-        uint64_t off = n * il->period + e * il->chunk, toff, len = il->chunk;
-        uint64_t from, to;
-
-        if (off >= il->size) {
-            break;      /* a last period the window cuts short */
-        }
-        memory_interleave_translate(il, off, &toff, &len);
-        from = MAX(toff, lo);
-        to = MIN(toff + len, hi);
-        /* page by page: a chunk may span pages, filled or not */
-        while (from < to) {
-            uint64_t o = off + from - toff;
-            uint64_t cnt = MIN(to - from, QEMU_ALIGN_UP(o + 1, sh->page) - o);
-
-            if (test_bit(o / sh->page, sh->filled)) {
-                memcpy(sh->host + o, sh->target_host[e] + from, cnt);
-            }
-            from += cnt;
-        }
-    }
+    memory_interleave_for_each_target_range(sh->il, e, lo, hi,
+                                            cxl_shadow_reload_range, sh);
     qemu_mutex_unlock(&sh->fill_lock);
     if (tcg_enabled()) {
         tb_invalidate_phys_range(NULL, base, base + sh->il->size - 1);

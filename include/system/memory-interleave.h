@@ -26,16 +26,18 @@
  * Descriptors are immutable once created: they may be read under RCU by
  * the memory dispatch while a newer one replaces them.
  *
+ * Only this header and system/memory-interleave.c compute with that
+ * formula; other files call them.  An XOR interleave, which does not
+ * repeat within MEMORY_INTERLEAVE_MAX_ENTRIES entries, would be a second
+ * kind of descriptor with its own versions of these functions.
+ *
  * This file has no target or accelerator dependency.
  */
 
 #include "qapi/error.h"
 
-struct MemoryRegion;
-struct MemoryRegionSection;
-
 typedef struct MemoryInterleaveEntry {
-    struct MemoryRegion *target; /* opaque to the arithmetic */
+    MemoryRegion *target; /* opaque to the arithmetic */
     uint64_t target_size;        /* bytes of @target that may be reached */
     uint64_t base;               /* target offset of the entry's first chunk */
     uint64_t stride;             /* target advance per period */
@@ -46,13 +48,6 @@ typedef struct MemoryInterleave {
     uint64_t size;               /* window size, a multiple of @chunk */
     uint64_t chunk;              /* bytes; see memory_interleave_new() */
     uint64_t period;             /* @chunk * @nb_entries */
-    /*
-     * Set once, under the BQL, by memory_interleave_map_host(): the whole
-     * window as one host mapping stitched from the targets' files;
-     * unmapped with the descriptor.  Not part of the geometry.
-     */
-    void *host;
-    unsigned host_users;
     unsigned nb_entries;
     MemoryInterleaveEntry entries[];
 } MemoryInterleave;
@@ -83,6 +78,37 @@ MemoryInterleave *memory_interleave_new(uint64_t size, uint64_t chunk,
                                         const MemoryInterleaveEntry *entries,
                                         uint64_t page_size, Error **errp);
 
+/* Where one chunk of a window goes: the input of memory_interleave_find() */
+typedef struct MemoryInterleaveChunk {
+    MemoryRegion *target;
+    uint64_t target_size;        /* as in MemoryInterleaveEntry */
+    uint64_t offset;             /* target offset of the chunk's first byte */
+} MemoryInterleaveChunk;
+
+/**
+ * memory_interleave_find: the interleave a run of chunks follows
+ *
+ * @size: window size in bytes, a multiple of @chunk
+ * @chunk: chunk size in bytes
+ * @seq: where each of the window's first @n chunks goes
+ * @n: chunks in @seq, from 1 to @size / @chunk
+ * @page_size: as for memory_interleave_new()
+ * @errp: error object
+ *
+ * Finds the fewest entries p for which every chunk k >= p of @seq is in
+ * the target of chunk k - p, one stride further (entry e's stride is the
+ * distance from chunk e to chunk e + p), and builds that descriptor.  A
+ * period counts only where @seq shows it twice (2p <= @n) or where it is
+ * the whole window (p = @n = @size / @chunk): the caller checks the rest
+ * of the window against the result.
+ *
+ * Returns: a descriptor as memory_interleave_new() returns it, or NULL.
+ */
+MemoryInterleave *memory_interleave_find(uint64_t size, uint64_t chunk,
+                                         const MemoryInterleaveChunk *seq,
+                                         uint64_t n, uint64_t page_size,
+                                         Error **errp);
+
 void memory_interleave_free(MemoryInterleave *il);
 
 /* References: FlatViews and regions share descriptors (NULL is a no-op). */
@@ -97,7 +123,7 @@ void memory_interleave_unref(MemoryInterleave *il);
  */
 char *memory_interleave_describe(const MemoryInterleave *il,
                                  const char *(*target_name)(
-                                     const struct MemoryRegion *mr));
+                                     const MemoryRegion *mr));
 
 /**
  * memory_interleave_equal: same geometry and same targets
@@ -142,6 +168,30 @@ static inline unsigned memory_interleave_translate(const MemoryInterleave *il,
  */
 uint64_t memory_interleave_entry_extent(const MemoryInterleave *il,
                                         unsigned e);
+
+/**
+ * memory_interleave_for_each_target_range: where target bytes are seen
+ *
+ * @il: the descriptor
+ * @e: an entry
+ * @lo: first target offset of entry @e's target
+ * @hi: one past the last
+ * @fn: called, in window order, once per chunk of entry @e that holds
+ *      some of [@lo, @hi): with the window offset and the target offset
+ *      of the first such byte, and how many follow in the chunk
+ *
+ * The inverse of memory_interleave_translate(): used to copy bytes that
+ * changed in a target (a device operation) to where the window has them.
+ */
+typedef void MemoryInterleaveTargetRangeFn(const MemoryInterleave *il,
+                                           unsigned e, uint64_t offset,
+                                           uint64_t target_offset,
+                                           uint64_t len, void *opaque);
+void memory_interleave_for_each_target_range(const MemoryInterleave *il,
+                                             unsigned e, uint64_t lo,
+                                             uint64_t hi,
+                                             MemoryInterleaveTargetRangeFn *fn,
+                                             void *opaque);
 
 /**
  * memory_interleave_for_each_run: walk a page bitmap of the window
@@ -309,7 +359,7 @@ typedef enum MemoryInterleaveRoute {
 } MemoryInterleaveRoute;
 
 /* May @mr be the target of an interleave served by @route?  Else why not. */
-bool memory_interleave_target_ok(struct MemoryRegion *mr,
+bool memory_interleave_target_ok(MemoryRegion *mr,
                                  MemoryInterleaveRoute route, Error **errp);
 
 /* memory_interleave_target_ok() for every entry, and agreement between them */
@@ -317,14 +367,14 @@ bool memory_interleave_targets_ok(const MemoryInterleave *il,
                                   MemoryInterleaveRoute route, Error **errp);
 
 /* Give @mr an interleave (a reference is taken), or none with NULL. */
-void memory_region_set_interleave(struct MemoryRegion *mr,
+void memory_region_set_interleave(MemoryRegion *mr,
                                   MemoryInterleave *il);
 
 /*
  * Let @container's subregions be rendered as one interleave when they
  * form a repeating pattern of RAM aliases (above), or not (the default).
  */
-void memory_region_set_interleave_aliases(struct MemoryRegion *container,
+void memory_region_set_interleave_aliases(MemoryRegion *container,
                                           bool on);
 
 /*
@@ -332,7 +382,7 @@ void memory_region_set_interleave_aliases(struct MemoryRegion *container,
  * CXL write-back shadow): only writes QEMU's dirty log sees reach where
  * the bytes belong.
  */
-void memory_region_set_write_back_copy(struct MemoryRegion *mr);
+void memory_region_set_write_back_copy(MemoryRegion *mr);
 
 /*
  * The rule for memory listeners that map guest RAM for a device outside
@@ -344,29 +394,29 @@ void memory_region_set_write_back_copy(struct MemoryRegion *mr);
  * reach that range of guest memory.
  */
 bool memory_listener_skips_section(const char *who,
-                                   struct MemoryRegionSection *section);
+                                   MemoryRegionSection *section);
 
 /* The interleave that serves @mr, explicit or found in its subregions. */
-MemoryInterleave *memory_region_get_interleave(struct MemoryRegion *mr);
+MemoryInterleave *memory_region_get_interleave(MemoryRegion *mr);
 
 /* @container's subregions changed: forget the pattern found in them. */
-void memory_region_interleave_invalidate(struct MemoryRegion *container);
+void memory_region_interleave_invalidate(MemoryRegion *container);
 
 /* @mr is being finalized. */
-void memory_region_interleave_finalize(struct MemoryRegion *mr);
+void memory_region_interleave_finalize(MemoryRegion *mr);
 
 /*
  * Whether the range a region served through an interleave renders is
  * non-volatile: its targets' (they agree), for dump and the listeners.
  */
-bool memory_region_interleave_nonvolatile(struct MemoryRegion *mr);
+bool memory_region_interleave_nonvolatile(MemoryRegion *mr);
 
 /*
  * memory_region_set_dirty() on a region served through an interleave (a
  * listener that logs the window's range, vhost say): the bytes are the
  * targets', so the targets' pages become dirty, chunk by chunk.
  */
-void memory_region_interleave_set_dirty(struct MemoryRegion *mr,
+void memory_region_interleave_set_dirty(MemoryRegion *mr,
                                         uint64_t addr, uint64_t size);
 
 /**
@@ -382,17 +432,17 @@ void memory_region_interleave_set_dirty(struct MemoryRegion *mr,
  * not follow an interleave themselves (dump-guest-memory's guest memory
  * blocks): each chunk is then ordinary RAM of its target.
  */
-typedef void MemoryInterleaveSectionFn(struct MemoryRegionSection *target,
+typedef void MemoryInterleaveSectionFn(MemoryRegionSection *target,
                                        void *opaque);
 void memory_region_section_for_each_target(
-    struct MemoryRegionSection *section, MemoryInterleaveSectionFn *fn,
+    MemoryRegionSection *section, MemoryInterleaveSectionFn *fn,
     void *opaque);
 
 /*
  * Dirty logging a region served through an interleave needs: what its
  * targets need (the pages written are theirs).  0 for other regions.
  */
-uint8_t memory_region_interleave_dirty_log_mask(struct MemoryRegion *mr);
+uint8_t memory_region_interleave_dirty_log_mask(MemoryRegion *mr);
 
 /*
  * One host mapping per window (system/memory-interleave-host.c)
@@ -409,39 +459,55 @@ uint8_t memory_region_interleave_dirty_log_mask(struct MemoryRegion *mr);
  * room for one mapping per run of chunks.
  */
 
+typedef struct MemoryInterleaveHost MemoryInterleaveHost;
+
 /**
- * memory_interleave_map_host: the window's stitched host mapping
+ * memory_interleave_host_get: the window's stitched host mapping
  *
- * Built on first use; kept while a user holds it (see below), or else
- * until the descriptor is freed.  Called with the BQL held.
+ * @il: the descriptor
+ * @errp: error object
  *
- * Returns: the mapping, or NULL with @errp set saying why it cannot be
- * built (and what to change, for vm.max_map_count).
+ * One mapping per descriptor: built by the first get, shared by the
+ * later ones.  Each holder (a KVM slot over it, the RAM region of a
+ * stitched piece, a routing pass that found the mapping possible) holds
+ * a reference; the last memory_interleave_host_unref() unmaps it at
+ * once, so that a window reprogrammed in quick succession never holds
+ * two mappings' worth of vm.max_map_count.  The mapping holds a
+ * reference to @il.  Called with the BQL held.
+ *
+ * Returns: a new reference, or NULL with @errp set saying why the
+ * mapping cannot be built (and what to change, for vm.max_map_count).
  */
-void *memory_interleave_map_host(MemoryInterleave *il, Error **errp);
+MemoryInterleaveHost *memory_interleave_host_get(MemoryInterleave *il,
+                                                 Error **errp);
 
 /*
- * A user of the mapping (a KVM slot over it) holds it, and a reference to
- * the descriptor, from memory_interleave_host_ref() to
- * memory_interleave_host_unref(); the last unref unmaps it at once, so a
- * window reprogrammed in quick succession never holds two mappings'
- * worth of vm.max_map_count.  NULL is a no-op.  The unref may come from an
- * RCU callback, after the last reader of a region over the mapping: the
- * caller makes sure nobody maps that descriptor again meanwhile.
+ * One more reference, and drop one; NULL is a no-op.  Any thread: the
+ * last reference may go when an I/O thread unmaps a DMA buffer in a
+ * region over the mapping.
  */
-MemoryInterleave *memory_interleave_host_ref(MemoryInterleave *il);
-void memory_interleave_host_unref(MemoryInterleave *il);
+MemoryInterleaveHost *memory_interleave_host_ref(MemoryInterleaveHost *h);
+void memory_interleave_host_unref(MemoryInterleaveHost *h);
+
+/* The mapping's first byte: window offset 0.  @il->size bytes follow. */
+void *memory_interleave_host_ptr(const MemoryInterleaveHost *h);
+
+/* The descriptor the mapping follows. */
+const MemoryInterleave *memory_interleave_host_layout(
+    const MemoryInterleaveHost *h);
 
 /**
- * memory_interleave_set_dirty: dirty the target pages of a window range
+ * memory_interleave_host_set_dirty: dirty the target pages of a range of
+ * the mapping
  *
- * @il: a descriptor with a host mapping
- * @offset: window offset of bit 0, host page aligned
+ * @h: the mapping
+ * @start: where in the mapping bit 0 is, host page aligned
  * @bitmap: one bit per host page, as KVM logs them
  * @nb_pages: bits in @bitmap
  */
-void memory_interleave_set_dirty(const MemoryInterleave *il, uint64_t offset,
-                                 const unsigned long *bitmap,
-                                 uint64_t nb_pages);
+void memory_interleave_host_set_dirty(const MemoryInterleaveHost *h,
+                                      const void *start,
+                                      const unsigned long *bitmap,
+                                      uint64_t nb_pages);
 
 #endif

@@ -796,6 +796,195 @@ static void test_interleave_count_runs_cxl(void **state)
                      (1ULL << 30) / 4096);
 }
 
+/* Where chunk k of @il goes, for chunks [0, @n). */
+static MemoryInterleaveChunk *chunks_of(const MemoryInterleave *il,
+                                        uint64_t n)
+{
+    MemoryInterleaveChunk *seq = g_new(MemoryInterleaveChunk, n);
+    uint64_t k, len;
+
+    for (k = 0; k < n; k++) {
+        unsigned e;
+
+        len = il->chunk;
+        e = memory_interleave_translate(il, k * il->chunk, &seq[k].offset,
+                                        &len);
+        seq[k].target = il->entries[e].target;
+        seq[k].target_size = il->entries[e].target_size;
+    }
+    return seq;
+}
+
+/*
+ * memory_interleave_find() gives back every CXL layout from its chunks:
+ * from two periods of them, from the whole window when it is one period,
+ * and not from less.
+ */
+static void test_interleave_find(void **state)
+{
+    static const unsigned eiws[] = { 0, 1, 2, 3, 4, 8, 9, 10 };
+    unsigned i, eig;
+
+    for (i = 0; i < ARRAY_SIZE(eiws); i++) {
+        for (eig = 4; eig <= 6; eig++) {
+            unsigned ways = eiw_ways(eiws[i]);
+            uint64_t gran = 256ULL << eig, size = 64 * ways * gran;
+            g_autofree MemoryInterleave *il =
+                cxl_like(size, eig, eiws[i], 64 * gran);
+            g_autofree MemoryInterleaveChunk *seq = chunks_of(il, 64 * ways);
+            g_autofree MemoryInterleave *all = NULL, *two = NULL;
+            g_autofree MemoryInterleave *one = NULL, *whole = NULL;
+
+            all = memory_interleave_find(size, gran, seq, 64 * ways, PAGE,
+                                         &error_abort);
+            two = memory_interleave_find(size, gran, seq, 2 * ways, PAGE,
+                                         &error_abort);
+            assert_true(memory_interleave_equal(all, il));
+            assert_true(memory_interleave_equal(two, il));
+            if (ways > 1) {
+                /* less than two periods of a larger window: no answer */
+                one = memory_interleave_find(size, gran, seq, 2 * ways - 1,
+                                             PAGE, NULL);
+                assert_null(one);
+            }
+            /* a window of one period: one chunk per entry */
+            whole = memory_interleave_find(ways * gran, gran, seq, ways,
+                                           PAGE, &error_abort);
+            assert_int_equal(whole->nb_entries, ways);
+        }
+    }
+}
+
+/* A found descriptor reproduces its chunks, whatever they are. */
+static void test_interleave_find_random(void **state)
+{
+    GRand *r = g_rand_new_with_seed(11);
+    unsigned iter, found = 0;
+
+    for (iter = 0; iter < 2000; iter++) {
+        uint64_t n = g_rand_int_range(r, 1, 40), k;
+        unsigned period = g_rand_int_range(r, 1, 6);
+        g_autofree MemoryInterleaveChunk *seq =
+            g_new(MemoryInterleaveChunk, n);
+        g_autofree MemoryInterleaveChunk *back = NULL;
+        g_autofree MemoryInterleave *il = NULL;
+
+        for (k = 0; k < n; k++) {
+            /* mostly periodic, sometimes broken */
+            unsigned e = k % period;
+            bool odd = g_rand_int_range(r, 0, 30) == 0;
+
+            seq[k] = (MemoryInterleaveChunk) {
+                .target = TARGET(odd ? (unsigned)g_rand_int_range(r, 0, 8) : e),
+                .target_size = 1ULL << 40,
+                .offset = PAGE * (e * 1000 + (k / period) * 3 +
+                                  (odd ? g_rand_int_range(r, 0, 3) : 0)),
+            };
+        }
+        il = memory_interleave_find(n * PAGE, PAGE, seq, n, PAGE, NULL);
+        if (!il) {
+            continue;
+        }
+        found++;
+        back = chunks_of(il, n);
+        for (k = 0; k < n; k++) {
+            if (back[k].target != seq[k].target ||
+                back[k].offset != seq[k].offset) {
+                fail_msg("iteration %u: chunk %" PRIu64 " of %" PRIu64
+                         " not reproduced by %u entries", iter, k, n,
+                         il->nb_entries);
+            }
+        }
+    }
+    /* the test saw answers, not only refusals */
+    assert_true(found > 1000);
+    g_rand_free(r);
+}
+
+typedef struct TargetRanges {
+    uint64_t got[64][3];        /* window offset, target offset, length */
+    unsigned n;
+} TargetRanges;
+
+static void collect_target_range(const MemoryInterleave *il, unsigned e,
+                                 uint64_t offset, uint64_t target_offset,
+                                 uint64_t len, void *opaque)
+{
+    TargetRanges *t = opaque;
+
+    assert_true(t->n < ARRAY_SIZE(t->got));
+    t->got[t->n][0] = offset;
+    t->got[t->n][1] = target_offset;
+    t->got[t->n][2] = len;
+    t->n++;
+}
+
+/*
+ * memory_interleave_for_each_target_range() finds what a walk of every
+ * chunk through memory_interleave_translate() finds, in the same order.
+ */
+static void test_interleave_target_ranges(void **state)
+{
+    GRand *r = g_rand_new_with_seed(13);
+    unsigned iter, nonempty = 0;
+
+    for (iter = 0; iter < 3000; iter++) {
+        unsigned n = g_rand_int_range(r, 1, 5), i, e;
+        uint64_t chunk = PAGE << g_rand_int_range(r, 0, 2);
+        uint64_t nchunks = g_rand_int_range(r, 1, 30), k, lo, hi;
+        MemoryInterleaveEntry ent[4];
+        g_autofree MemoryInterleave *il = NULL;
+        TargetRanges t = { .n = 0 };
+        unsigned want = 0;
+
+        for (i = 0; i < n; i++) {
+            ent[i] = (MemoryInterleaveEntry) {
+                .target = TARGET(g_rand_int_range(r, 0, 2)),
+                .target_size = 1ULL << 40,
+                .base = PAGE * g_rand_int_range(r, 0, 64),
+                .stride = chunk * g_rand_int_range(r, 1, 4),
+            };
+        }
+        il = memory_interleave_new(nchunks * chunk, chunk, n, ent, PAGE,
+                                   NULL);
+        if (!il) {
+            continue;
+        }
+        e = g_rand_int_range(r, 0, n);
+        lo = g_rand_int_range(r, 0, 200 * PAGE);
+        hi = lo + g_rand_int_range(r, 0, 40 * PAGE);
+        memory_interleave_for_each_target_range(il, e, lo, hi,
+                                                collect_target_range, &t);
+        for (k = 0; k < nchunks; k++) {
+            uint64_t toff, len = chunk, from, to;
+
+            if (memory_interleave_translate(il, k * chunk, &toff, &len) != e) {
+                continue;
+            }
+            from = MAX(toff, lo);
+            to = MIN(toff + chunk, hi);
+            if (from >= to) {
+                continue;
+            }
+            if (want >= t.n || t.got[want][0] != k * chunk + from - toff ||
+                t.got[want][1] != from || t.got[want][2] != to - from) {
+                fail_msg("iteration %u: range %u of entry %u should be "
+                         "window 0x%" PRIx64 " target 0x%" PRIx64 " +0x%"
+                         PRIx64, iter, want, e, k * chunk + from - toff,
+                         from, to - from);
+            }
+            want++;
+        }
+        if (want != t.n) {
+            fail_msg("iteration %u: %u ranges found, %u expected", iter,
+                     t.n, want);
+        }
+        nonempty += !!want;
+    }
+    assert_true(nonempty > 300);
+    g_rand_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -810,6 +999,9 @@ int main(void)
         cmocka_unit_test(test_interleave_count_runs_matches_walk),
         cmocka_unit_test(test_interleave_count_runs_cxl),
         cmocka_unit_test(test_interleave_shadow_scatter_gather),
+        cmocka_unit_test(test_interleave_find),
+        cmocka_unit_test(test_interleave_find_random),
+        cmocka_unit_test(test_interleave_target_ranges),
     };
 
     return cmocka_run_group_tests_name("memory-interleave", tests, NULL, NULL);

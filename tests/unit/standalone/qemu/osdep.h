@@ -18,6 +18,8 @@
 #include <inttypes.h>
 #include <glib.h>
 
+#include "qemu/typedefs.h"
+
 #ifndef MIN
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #endif
@@ -25,5 +27,6 @@
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 #endif
 #define QEMU_IS_ALIGNED(n, m) (((n) % (m)) == 0)
+#define ARRAY_SIZE(x) (sizeof(x) / sizeof((x)[0]))
 
 #endif

@@ -1,0 +1,49 @@
+/*
+ * Write-back shadows of CXL fixed window pieces (hw/cxl/cxl-shadow.c)
+ *
+ * Copyright (c) 2026 The qemu-cxl-interleave authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_CXL_CXL_SHADOW_H
+#define HW_CXL_CXL_SHADOW_H
+
+struct CXLType3Dev;
+struct MemoryInterleave;
+
+/*
+ * The write-back shadow of a piece whose decode switches device inside a
+ * target page (hw/cxl/cxl-shadow.c): a RAM region filled from the
+ * devices' backends and written back to them.  cxl_fmw_shadow_new()
+ * makes it (a child of @owner) or says why not; the caller maps
+ * cxl_fmw_shadow_region().  cxl_fmw_shadow_retire(), once the region is
+ * out of the window, writes it back and lets it go (freed once nothing
+ * maps it).
+ */
+typedef struct CXLFMWShadow CXLFMWShadow;
+CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
+                                 struct MemoryInterleave *il, Error **errp);
+MemoryRegion *cxl_fmw_shadow_region(CXLFMWShadow *sh);
+void cxl_fmw_shadow_retire(CXLFMWShadow *sh);
+
+/*
+ * A device operation that writes a device's media while the guest runs
+ * (Media Operations sanitize, Clear Poison) is bracketed: every shadow to
+ * its backends before it, cxl_fmws_shadows_sync(), so that no older guest
+ * write lands over the operation's bytes; and after it, the bytes it
+ * changed copied again into the shadows that hold them:
+ * cxl_fmws_shadows_reload() for @len bytes of @target at @offset,
+ * cxl_type3_shadows_reload() for @len bytes of @ct3d's DPA space at @dpa
+ * (@len may reach past its end).  Called with the BQL held.
+ */
+void cxl_fmws_shadows_sync(void);
+
+/* Whether a shadow write-back waits for vCPUs (the BQL dropped) now. */
+bool cxl_fmws_shadows_syncing(void);
+void cxl_fmws_shadows_reload(MemoryRegion *target, uint64_t offset,
+                             uint64_t len);
+void cxl_type3_shadows_reload(struct CXLType3Dev *ct3d, uint64_t dpa,
+                              uint64_t len);
+
+#endif
