@@ -221,7 +221,7 @@ series: fetch
 # Build every step of the series, x86_64 only, in one build directory
 # (build/series-check/); not part of make check.
 series-check: fetch
-	@scripts/series.sh check
+	@PYTHON=$(PYTHON) scripts/series.sh check
 
 clean:
 	rm -rf $(QEMU_BUILD) $(BUILD)/unit

@@ -315,7 +315,8 @@ check() {
     mapfile -t commits < <(git -C "$repo" rev-list --reverse base..HEAD)
     n=${#commits[@]}
     git -C "$src" checkout -q --detach "${commits[0]}"
-    "$top/scripts/configure.sh" "$src" "$bdir" --python=/usr/bin/python3 \
+    "$top/scripts/configure.sh" "$src" "$bdir" \
+        --python="${PYTHON:?the Makefile names the interpreter: make series-check}" \
         --target-list=x86_64-softmmu --disable-download \
         --disable-install-blobs --disable-rust --disable-docs
     start=$(date +%s)
