@@ -94,6 +94,7 @@ struct CXLFMWRouting {
     unsigned nb_cur;
     CXLFMWRoutePolicy policy;  /* ram-route property (x-ram: auto/mmio) */
     bool stitch;               /* x-stitched property */
+    uint32_t shadow_period_ms; /* x-shadow-period-ms property */
     bool rebuild;              /* policy changed: the next pass starts over */
     int index;                 /* the window's, for messages */
     GHashTable *warned;        /* reasons already given (cxl_fmw_warn_once) */
@@ -533,7 +534,8 @@ static void cxl_fmw_map_piece(CXLFixedWindow *fw, unsigned i,
 
     switch (p->kind) {
     case CXL_FMW_PIECE_SHADOW:
-        r->shadow[i] = cxl_fmw_shadow_new(OBJECT(fw), i, p->il, &err);
+        r->shadow[i] = cxl_fmw_shadow_new(OBJECT(fw), i, p->il,
+                                          r->shadow_period_ms, &err);
         if (!r->shadow[i]) {
             trace_cxl_fmw_mmio(fw->index, p->offset, p->size,
                                error_get_pretty(err));
@@ -879,4 +881,10 @@ void cxl_fmw_init_memory(CXLFixedWindow *fw, const MemoryRegionOps *ops)
         "Serve committed interleaves as one RAM region over a host mapping "
         "stitched from the devices' shared backends, as KVM gets them (for "
         "tests under TCG)");
+    object_property_add_uint32_ptr(OBJECT(fw), "x-shadow-period-ms",
+                                   &fw->routing->shadow_period_ms,
+                                   OBJ_PROP_FLAG_READWRITE);
+    object_property_set_description(OBJECT(fw), "x-shadow-period-ms",
+        "Background write-back period of the shadows made from now on, in "
+        "milliseconds (0: the default; for benchmarks)");
 }

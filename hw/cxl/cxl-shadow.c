@@ -20,7 +20,8 @@
  *    which memory_region_set_log() offers; KVM's dirty log under KVM);
  *    dirty pages are scattered into the backends at the DPA the decode
  *    gives, and the backends' pages marked dirty (so that migration sends
- *    them again), every CXL_SHADOW_WRITEBACK_MS while the guest runs and
+ *    them again), every x-writeback-period-ms (CXL_SHADOW_WRITEBACK_MS by
+ *    default) while the guest runs and
  *    exactly at every sync point: VM stop (after draining block I/O, whose
  *    DMA may still land in the shadow), and whenever the piece's route
  *    changes (uncommit, reprogram, reset, unplug, media disable).  The
@@ -72,7 +73,11 @@
 #include "hw/cxl/cxl_device.h"
 #include "trace.h"
 
-/* Bound on the delay between a guest write and its backend copy */
+/*
+ * Period of the background write-back, unless x-writeback-period-ms says
+ * otherwise: a guest write reaches the backends at most a period plus a
+ * copy after it is made.
+ */
 #define CXL_SHADOW_WRITEBACK_MS 20
 
 /* Pages looked at together when skipping clean parts of the bitmap */
@@ -130,7 +135,7 @@ struct CXLFMWShadow {
     QemuMutex fill_lock;
 
     /*
-     * Background write-back: every CXL_SHADOW_WRITEBACK_MS the timer
+     * Background write-back: every @period_ms the timer
      * (BQL held) hands a snapshot of the dirty log to the writer thread,
      * unless the writer still copies the last one.  A sync point waits
      * for @wb_idle before it takes its own snapshot, so that no copy of
@@ -142,6 +147,7 @@ struct CXLFMWShadow {
     QemuCond wb_cond;           /* wb_snap or wb_quit set */
     DirtyBitmapSnapshot *wb_snap;
     bool wb_quit;
+    uint32_t period_ms;         /* x-writeback-period-ms */
     QemuEvent wb_idle;          /* set: the writer holds no snapshot */
 
     /* lazy fill */
@@ -326,7 +332,7 @@ static void cxl_shadow_tick(void *opaque)
 
     /* now: a routing pass that runs at the end may retire @sh */
     timer_mod(sh->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                         CXL_SHADOW_WRITEBACK_MS);
+                         MAX(sh->period_ms, 1));
     /*
      * A sync write-back elsewhere waits for vCPUs (BQL dropped): it copies
      * what is dirty itself, and a copy handed to the writer now could land
@@ -675,7 +681,8 @@ static void cxl_shadow_stop_lazy(CXLFMWShadow *sh)
 }
 
 CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
-                                 MemoryInterleave *il, Error **errp)
+                                 MemoryInterleave *il, uint32_t period_ms,
+                                 Error **errp)
 {
     static bool registered;
     g_autoptr(CXLFMWShadow) sh = NULL;
@@ -741,9 +748,12 @@ CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
     }
     QLIST_INSERT_HEAD(&cxl_shadows, sh, link);
     sh->live = true;
+    if (period_ms) {
+        sh->period_ms = period_ms;
+    }
     sh->timer = timer_new_ms(QEMU_CLOCK_REALTIME, cxl_shadow_tick, sh);
     timer_mod(sh->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                         CXL_SHADOW_WRITEBACK_MS);
+                         MAX(sh->period_ms, 1));
     trace_cxl_shadow_new(name, il->size, il->chunk, sh->uffd >= 0);
     return g_steal_pointer(&sh);
 }
@@ -804,6 +814,12 @@ static void cxl_fmw_shadow_init(Object *obj)
     object_property_set_description(obj, "x-fill-ahead-pages",
         "Pages filled ahead of a guest that touches the shadow in address "
         "order (0: only the pages around each fault)");
+    sh->period_ms = CXL_SHADOW_WRITEBACK_MS;
+    object_property_add_uint32_ptr(obj, "x-writeback-period-ms",
+                                   &sh->period_ms, OBJ_PROP_FLAG_READWRITE);
+    object_property_set_description(obj, "x-writeback-period-ms",
+        "Period of the background write-back in milliseconds (at least 1): "
+        "longer periods cost the guest less and delay the backends more");
     object_property_add_uint32_ptr(obj, "x-fill-delay-ms", &sh->fill_delay_ms,
                                    OBJ_PROP_FLAG_READWRITE);
     object_property_set_description(obj, "x-fill-delay-ms",

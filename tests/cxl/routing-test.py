@@ -1223,6 +1223,33 @@ def run_live_migration(rig, rng, stitched=False):
         dst.close()
 
 
+def run_shadow_period(rig, rng):
+    """The window's x-shadow-period-ms reaches the shadows it makes from
+    then on (benchmarks compare write-back periods with it), and their
+    background write-back still brings a write to its backend."""
+    q, t, b = rig.q, rig.topo, rig.base
+    q.qmp("qom-set", path=rig.fmw, property="x-shadow-period-ms", value=250)
+    rig.program()
+    rig.expect_served("shadow")
+    got = q.qmp("qom-get", path=rig.fmw + "/shadow0",
+                property="x-writeback-period-ms")
+    check(got == 250, "the shadow's write-back period is %s ms, the window "
+          "asked for 250" % got)
+    off = rng.randrange(t.size // 8) * 8
+    data = struct.pack("<Q", 0x9e410d0000000000 | off)
+    ep, dpa = t.route(b, off)
+    t0 = time.time()
+    q.write(b + off, data)
+    while True:
+        with open(ep.path, "rb") as f:
+            f.seek(dpa)
+            if f.read(8) == data:
+                break
+        check(time.time() - t0 < 5, "+0x%x not in %s after 5 s"
+              % (off, ep.name))
+        time.sleep(0.01)
+
+
 def run_shadow(rig, rng):
     """A sub-page window through its write-back shadow: plain RAM in info
     mtree; guest-visible bytes reach each backend at every sync point and
@@ -1400,6 +1427,8 @@ def main():
     # or dropping its pages would not drop them
     run("q35-shadow-aux-ram-share", "q35", [[None] * 4], run_shadow,
         extra=["-machine", "aux-ram-share=on"], **shadowed)
+    run("q35-shadow-period", "q35", [[None] * 4], run_shadow_period,
+        **shadowed)
     run("q35-shadow-migration", "q35", [[None] * 4], run_migration,
         **shadowed)
     run("q35-shadow-savevm", "q35", [[None] * 4], run_savevm, **shadowed)

@@ -287,9 +287,11 @@ class Guest:
 
 
 def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False,
-        accel="tcg", stitched=False, arch="x86_64", tmpdir=None):
+        accel="tcg", stitched=False, arch="x86_64", tmpdir=None,
+        shadow_period=0):
     """One e2e guest; @tmpdir: where the backend files go (the default
-    temporary directory if None)."""
+    temporary directory if None); @shadow_period: the shadows' write-back
+    period in ms (0: QEMU's default)."""
     tmp = tempfile.mkdtemp(prefix="cxl-e2e-", dir=tmpdir)
     # 512 MiB per device: two 1 GiB regions, half of each device each
     # (single-port host bridges get HDM decoders: one region per decoder)
@@ -297,6 +299,10 @@ def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False,
                     hb_props=",hdm_for_passthrough=on")
     g = Guest(qemu_dir, image, topo, 0 if name.endswith("-default") else gep,
               tmp, 1 if quick else 0, bench, accel, arch=arch)
+    if shadow_period:
+        # before the guest's Linux programs any decoder
+        g.q.qmp("qom-set", path=g.fmw, property="x-shadow-period-ms",
+                value=shadow_period)
     limit = MaxMapCount()
     if stitched:
         # one mapping per granule of the window, next to QEMU's own: as
@@ -548,12 +554,16 @@ def bench(opt):
     print("%-12s %-10s %8s %8s %8s %8s %9s %9s" % (
         ("build", "window") + keys + ("online s", "2048 pt s")))
     for label, build in builds:
-        # BUILD:stitched: x-stitched=on; BUILD:shm: backends on tmpfs
-        stitched = build.endswith(":stitched")
-        shm = "/dev/shm" if build.endswith(":shm") else None
+        # BUILD:stitched: x-stitched=on; BUILD:shm: backends on tmpfs;
+        # BUILD:period=N: the shadow's write-back every N ms
+        tags = build.split(":")[1:]
+        stitched = "stitched" in tags
+        shm = "/dev/shm" if "shm" in tags else None
+        period = [int(t.split("=", 1)[1]) for t in tags
+                  if t.startswith("period=")]
         r = run(build.split(":")[0], opt.image, name, hbs, gw, ghb, gep, True,
                 lambda s: None, bench=True, stitched=stitched, arch=opt.arch,
-                tmpdir=shm)
+                tmpdir=shm, shadow_period=period[-1] if period else 0)
         for node in ("bw", "bw-dram"):
             b = r.get(node, {})
             print("%-12s %-10s %s %9.1f %9s" % (

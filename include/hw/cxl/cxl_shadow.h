@@ -15,7 +15,8 @@ struct MemoryInterleave;
 /*
  * The write-back shadow of a piece whose decode switches device inside a
  * target page (hw/cxl/cxl-shadow.c): a RAM region filled from the
- * devices' backends and written back to them.  cxl_fmw_shadow_new()
+ * devices' backends and written back to them, in the background every
+ * @period_ms (0: CXL_SHADOW_WRITEBACK_MS).  cxl_fmw_shadow_new()
  * makes it (a child of @owner) or says why not; the caller maps
  * cxl_fmw_shadow_region().  cxl_fmw_shadow_retire(), once the region is
  * out of the window, writes it back and lets it go (freed once nothing
@@ -23,7 +24,8 @@ struct MemoryInterleave;
  */
 typedef struct CXLFMWShadow CXLFMWShadow;
 CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
-                                 struct MemoryInterleave *il, Error **errp);
+                                 struct MemoryInterleave *il,
+                                 uint32_t period_ms, Error **errp);
 MemoryRegion *cxl_fmw_shadow_region(CXLFMWShadow *sh);
 void cxl_fmw_shadow_retire(CXLFMWShadow *sh);
 
