@@ -1223,11 +1223,28 @@ def run_live_migration(rig, rng, stitched=False):
         dst.close()
 
 
+def written_back(rig, off, data):
+    """Write @data at window offset @off of the running VM, and wait for
+    the background write-back to bring it to its backend file (at most
+    5 s).  Returns how long that took, in seconds."""
+    ep, dpa = rig.topo.route(rig.base, off)
+    t0 = time.time()
+    rig.q.write(rig.base + off, data)
+    while True:
+        with open(ep.path, "rb") as f:
+            f.seek(dpa)
+            if f.read(len(data)) == data:
+                return time.time() - t0
+        check(time.time() - t0 < 5, "+0x%x not in %s after 5 s"
+              % (off, ep.name))
+        time.sleep(0.001)
+
+
 def run_shadow_period(rig, rng):
     """The window's x-shadow-period-ms reaches the shadows it makes from
     then on (benchmarks compare write-back periods with it), and their
     background write-back still brings a write to its backend."""
-    q, t, b = rig.q, rig.topo, rig.base
+    q, t = rig.q, rig.topo
     q.qmp("qom-set", path=rig.fmw, property="x-shadow-period-ms", value=250)
     rig.program()
     rig.expect_served("shadow")
@@ -1236,18 +1253,7 @@ def run_shadow_period(rig, rng):
     check(got == 250, "the shadow's write-back period is %s ms, the window "
           "asked for 250" % got)
     off = rng.randrange(t.size // 8) * 8
-    data = struct.pack("<Q", 0x9e410d0000000000 | off)
-    ep, dpa = t.route(b, off)
-    t0 = time.time()
-    q.write(b + off, data)
-    while True:
-        with open(ep.path, "rb") as f:
-            f.seek(dpa)
-            if f.read(8) == data:
-                break
-        check(time.time() - t0 < 5, "+0x%x not in %s after 5 s"
-              % (off, ep.name))
-        time.sleep(0.01)
+    written_back(rig, off, struct.pack("<Q", 0x9e410d0000000000 | off))
 
 
 def run_shadow(rig, rng):
@@ -1268,18 +1274,7 @@ def run_shadow(rig, rng):
         for i in range(50):
             off = rng.randrange(t.size // 8) * 8
             data = struct.pack("<Q", 0x5eed000000000000 | i << 32 | off)
-            ep, dpa = t.route(b, off)
-            t0 = time.time()
-            q.write(b + off, data)
-            while True:
-                with open(ep.path, "rb") as f:
-                    f.seek(dpa)
-                    if f.read(8) == data:
-                        break
-                check(time.time() - t0 < 5, "+0x%x not in %s after 5 s"
-                      % (off, ep.name))
-                time.sleep(0.001)
-            worst = max(worst, time.time() - t0)
+            worst = max(worst, written_back(rig, off, data))
         print("     background write-back: worst delay of 50 probes %.0f ms"
               % (worst * 1000))
     with Step("backend written while stopped, read after cont"):
