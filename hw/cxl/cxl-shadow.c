@@ -157,7 +157,10 @@ struct CXLFMWShadow {
     uint8_t *bounce;            /* the fill thread's CXL_SHADOW_FILL_PAGES */
     uint32_t fill_delay_ms;     /* x-fill-delay-ms: tests widen races */
     uint32_t fill_ahead;        /* x-fill-ahead-pages */
-    uint64_t ahead, ahead_end;  /* fill thread only: pages to fill ahead */
+    uint32_t fill_epoch;        /* under @fill_lock: invalidations so far */
+    /* fill thread only: pages to fill ahead, for invalidation @ahead_epoch */
+    uint64_t ahead, ahead_end;
+    uint32_t ahead_epoch;
 };
 
 static QLIST_HEAD(, CXLFMWShadow) cxl_shadows =
@@ -310,6 +313,8 @@ static void cxl_shadow_invalidate(CXLFMWShadow *sh)
         qemu_mutex_lock(&sh->fill_lock);
         bitmap_zero(sh->filled, sh->il->size / sh->page);
         qemu_madvise(sh->host, sh->il->size, QEMU_MADV_DONTNEED);
+        /* and a read-ahead under way stops: its pages were dropped */
+        qatomic_set(&sh->fill_epoch, sh->fill_epoch + 1);
         qemu_mutex_unlock(&sh->fill_lock);
     } else {
         cxl_shadow_gather(sh, sh->host, 0, sh->il->size);
@@ -517,22 +522,22 @@ static int cxl_shadow_place(CXLFMWShadow *sh, uint64_t off, uint64_t len,
 }
 
 /*
- * Answer a fault at shadow offset @off: gather the page, and the unfilled
- * pages after it up to CXL_SHADOW_FILL_PAGES, from the backends and place
- * them.  Their filled bits are set before the pages appear: a write the
+ * Fill page @first: gather it, and the unfilled pages after it up to
+ * CXL_SHADOW_FILL_PAGES and below page @limit, from the backends and
+ * place them.  Their filled bits are set before the pages appear: a write the
  * guest makes as soon as they do must not be skipped by the write-back.
  * A page already filled is there (the fault was answered twice), and is
  * placed again for nothing (EEXIST).
  */
-static uint64_t cxl_shadow_fill(CXLFMWShadow *sh, uint64_t first)
+static uint64_t cxl_shadow_fill(CXLFMWShadow *sh, uint64_t first,
+                                uint64_t limit)
 {
-    uint64_t off = first * sh->page, n = 1, end = sh->il->size / sh->page;
-    uint64_t placed;
+    uint64_t off = first * sh->page, n = 1, placed;
     int err;
 
     qemu_mutex_lock(&sh->fill_lock);
     if (!test_bit(first, sh->filled)) {
-        while (n < CXL_SHADOW_FILL_PAGES && first + n < end &&
+        while (n < CXL_SHADOW_FILL_PAGES && first + n < limit &&
                !test_bit(first + n, sh->filled)) {
             n++;
         }
@@ -568,31 +573,34 @@ static void cxl_shadow_fault(CXLFMWShadow *sh, uint64_t p)
 {
     uint64_t pages = sh->il->size / sh->page;
     bool in_order = p && test_bit(p - 1, sh->filled);
-    uint64_t next = cxl_shadow_fill(sh, p);
+    uint64_t next = cxl_shadow_fill(sh, p, pages);
     uint32_t ahead = qatomic_read(&sh->fill_ahead);
 
     if (in_order && ahead) {
         sh->ahead = next;
         sh->ahead_end = MIN(pages, next + ahead);
+        sh->ahead_epoch = qatomic_read(&sh->fill_epoch);
     }
 }
 
 /*
  * Fill the next pages of the read-ahead that are not filled yet, up to
- * CXL_SHADOW_FILL_PAGES of them.  Returns false once nothing is left.
- * The pages come from the backends as they are now, under the fill lock,
- * as a fault's do: an invalidation that drops them after this is seen by
- * the next touch, which faults again.
+ * CXL_SHADOW_FILL_PAGES of them.  Returns false once nothing is left, or
+ * once the shadow was invalidated since the read-ahead began.  The pages
+ * come from the backends as they are now, under the fill lock, as a
+ * fault's do: an invalidation that drops them after this is seen by the
+ * next touch, which faults again.
  */
 static bool cxl_shadow_fill_ahead(CXLFMWShadow *sh)
 {
     uint64_t p = find_next_zero_bit(sh->filled, sh->ahead_end, sh->ahead);
 
-    if (p >= sh->ahead_end) {
+    if (p >= sh->ahead_end ||
+        qatomic_read(&sh->fill_epoch) != sh->ahead_epoch) {
         sh->ahead = sh->ahead_end;
         return false;
     }
-    sh->ahead = cxl_shadow_fill(sh, p);
+    sh->ahead = cxl_shadow_fill(sh, p, sh->ahead_end);
     return sh->ahead < sh->ahead_end;
 }
 

@@ -471,9 +471,10 @@ typedef struct MemoryInterleaveHost MemoryInterleaveHost;
  * later ones.  Each holder (a KVM slot over it, the RAM region of a
  * stitched piece, a routing pass that found the mapping possible) holds
  * a reference; the last memory_interleave_host_unref() unmaps it at
- * once, so that a window reprogrammed in quick succession never holds
- * two mappings' worth of vm.max_map_count.  The mapping holds a
- * reference to @il.  Called with the BQL held.
+ * once, so that the mapping of a layout that is gone does not linger.
+ * (Under KVM, a reprogrammed window's new mapping is built before the
+ * old slot goes, so both briefly count against vm.max_map_count.)  The
+ * mapping holds a reference to @il.  Called with the BQL held.
  *
  * Returns: a new reference, or NULL with @errp set saying why the
  * mapping cannot be built (and what to change, for vm.max_map_count).

@@ -5,8 +5,9 @@ A literal block that follows a comment ``.. test: NAME`` is a command
 line the guide promises works.  guide_cmdline() returns it as an argument
 list, with what only a test may change changed: the kernel and initramfs
 are the e2e image's, each type-3 device's backend file is the one the test
-topology checks, the guest's init gets its e2e.* parameters, and
--nographic goes (the harness gives the serial port a file).  The harness
+topology checks, the guest's init gets its e2e.* parameters (with the
+guide's own guest commands, if it has any, in e2e.run=, to run instead of
+init's), and -nographic goes (the harness gives the serial port a file).  The harness
 (cxltest.qtest.QEMU) adds -display none and its qtest and QMP sockets,
 and keeps QEMU's default devices (NIC, VGA, CD-ROM) as the guide's
 command line gets them; the rest is the guide's.

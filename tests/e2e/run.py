@@ -133,6 +133,12 @@ class Guest:
             if cmds:
                 append += " e2e.run=" + base64.b64encode(
                     cmds.encode()).decode()
+            # Linux keeps COMMAND_LINE_SIZE (2048 on x86_64 and arm64)
+            # bytes, the NUL included, and cuts the rest silently
+            if len(append) >= 2048:
+                raise RuntimeError("the guide's guest commands make a %d-byte "
+                                   "kernel command line; Linux keeps 2047"
+                                   % len(append))
             args = guide_cmdline(guide[0], guide[1], binary,
                                  os.path.join(image, "vmlinuz"),
                                  os.path.join(image, "initramfs.gz"),
