@@ -9,6 +9,7 @@
 #include "qemu/osdep.h"
 #include "qemu/atomic.h"
 #include "qemu/bitops.h"
+#include "qemu/cutils.h"
 #include "qemu/host-utils.h"
 #include "system/memory-interleave.h"
 
@@ -297,6 +298,7 @@ void memory_interleave_gather(const MemoryInterleave *il, uint64_t offset,
 uint64_t memory_interleave_scatter(const MemoryInterleave *il,
                                    uint64_t offset, const uint8_t *src,
                                    const unsigned long *bitmap,
+                                   unsigned long *zero,
                                    uint64_t nb_pages, uint64_t page_size,
                                    uint8_t *const *target_host,
                                    MemoryInterleaveWrittenFn *fn,
@@ -312,22 +314,35 @@ uint64_t memory_interleave_scatter(const MemoryInterleave *il,
          i = find_next_bit(bitmap, nb_pages, i + 1)) {
         uint64_t off = offset + i * page_size, len = page_size;
         const uint8_t *from = src + i * page_size;
+        bool known_zero = zero && test_bit(i, zero), wrote = false;
 
         while (len) {
             uint64_t toff, l = len;
 
             e = memory_interleave_translate(il, off, &toff, &l);
-            memcpy(target_host[e] + toff, from, l);
-            if (end[e] != toff || end[e] == start[e]) {
-                if (end[e] != start[e]) {
-                    fn(il, e, start[e], end[e] - start[e], opaque);
+            /*
+             * Bytes the target holds already are not written again; where
+             * the target is known to hold zeros, zeros are not even read
+             * there (reading a file's hole may allocate its page).
+             */
+            if (known_zero ? !buffer_is_zero(from, l)
+                           : memcmp(target_host[e] + toff, from, l)) {
+                memcpy(target_host[e] + toff, from, l);
+                wrote = true;
+                if (end[e] != toff || end[e] == start[e]) {
+                    if (end[e] != start[e]) {
+                        fn(il, e, start[e], end[e] - start[e], opaque);
+                    }
+                    start[e] = toff;
                 }
-                start[e] = toff;
+                end[e] = toff + l;
             }
-            end[e] = toff + l;
             from += l;
             off += l;
             len -= l;
+        }
+        if (known_zero && wrote) {
+            clear_bit(i, zero);
         }
         copied++;
     }

@@ -135,6 +135,20 @@ struct CXLFMWShadow {
     QemuMutex fill_lock;
 
     /*
+     * Filled pages whose bytes the backends hold as file holes, and of
+     * which the write-back has written nothing since: their backend pages
+     * were never read.  The fill places zeros without reading, and the
+     * write-back neither reads nor writes their chunks of zeros, so that
+     * memory the guest only zeroes costs no page of the backends' files.
+     * Set by the fill with @filled; cleared by the write-back once it
+     * wrote bytes of the page (memory_interleave_scatter() says which), by
+     * a reload, and with @filled.
+     */
+    unsigned long *zero;
+    int *target_fd;             /* per entry: fd of a shared file, or -1 */
+    uint64_t *target_fd_offset; /* per entry: file offset of target byte 0 */
+
+    /*
      * Background write-back: every @period_ms the timer
      * (BQL held) hands a snapshot of the dirty log to the writer thread,
      * unless the writer still copies the last one.  A sync point waits
@@ -223,6 +237,7 @@ static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap)
 
     for (off = 0; off < size; off += span) {
         uint64_t n = MIN(span, size - off) / sh->page, i;
+        DECLARE_BITMAP(zero, CXL_SHADOW_SCAN_PAGES);
         bool any = false;
 
         if (!memory_region_snapshot_get_dirty(&sh->mr, snap, off,
@@ -230,6 +245,7 @@ static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap)
             continue;
         }
         bitmap_zero(pages, CXL_SHADOW_SCAN_PAGES);
+        bitmap_zero(zero, CXL_SHADOW_SCAN_PAGES);
         for (i = 0; i < n; i++) {
             uint64_t p = off + i * sh->page;
 
@@ -237,14 +253,24 @@ static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap)
                 memory_region_snapshot_get_dirty(&sh->mr, snap, p,
                                                  sh->page)) {
                 set_bit(i, pages);
+                if (test_bit(p / sh->page, sh->zero)) {
+                    set_bit(i, zero);
+                }
                 any = true;
             }
         }
         if (any) {
             copied += memory_interleave_scatter(sh->il, off, sh->host + off,
-                                                pages, n, sh->page,
+                                                pages, zero, n, sh->page,
                                                 sh->target_host,
                                                 cxl_shadow_written, NULL);
+            /* pages of which bytes other than zeros went to the backends */
+            for (i = find_first_bit(pages, n); i < n;
+                 i = find_next_bit(pages, n, i + 1)) {
+                if (!test_bit(i, zero)) {
+                    clear_bit_atomic(off / sh->page + i, sh->zero);
+                }
+            }
         }
     }
     if (copied) {
@@ -312,6 +338,7 @@ static void cxl_shadow_invalidate(CXLFMWShadow *sh)
         /* anonymous memory: the pages are gone, the next touch faults */
         qemu_mutex_lock(&sh->fill_lock);
         bitmap_zero(sh->filled, sh->il->size / sh->page);
+        bitmap_zero(sh->zero, sh->il->size / sh->page);
         qemu_madvise(sh->host, sh->il->size, QEMU_MADV_DONTNEED);
         /* and a read-ahead under way stops: its pages were dropped */
         qatomic_set(&sh->fill_epoch, sh->fill_epoch + 1);
@@ -420,6 +447,7 @@ static void cxl_shadow_reload_range(const MemoryInterleave *il, unsigned e,
             memcpy(sh->host + offset, sh->target_host[e] + target_offset,
                    cnt);
         }
+        clear_bit_atomic(offset / sh->page, sh->zero);
         offset += cnt;
         target_offset += cnt;
         len -= cnt;
@@ -522,17 +550,69 @@ static int cxl_shadow_place(CXLFMWShadow *sh, uint64_t off, uint64_t len,
 }
 
 /*
+ * Whether the backends hold only file holes under window bytes [@off,
+ * @off + @len).  Then nothing need be read: reading a hole through the
+ * mapping allocates and zeroes a page of page cache, which costs about
+ * what the guest's own first touch of the page does.  lseek(SEEK_DATA)
+ * sees data still in the page cache as data.  Only a shared mapping of a
+ * file can tell (a private one's written pages are not the file's).
+ */
+static bool cxl_shadow_backends_hole(CXLFMWShadow *sh, uint64_t off,
+                                     uint64_t len)
+{
+    const MemoryInterleave *il = sh->il;
+    g_autofree uint64_t *lo = g_new(uint64_t, il->nb_entries);
+    g_autofree uint64_t *hi = g_new0(uint64_t, il->nb_entries);
+    unsigned e;
+
+    for (e = 0; e < il->nb_entries; e++) {
+        lo[e] = UINT64_MAX;
+    }
+    while (len) {
+        uint64_t toff, l = len;
+
+        e = memory_interleave_translate(il, off, &toff, &l);
+        lo[e] = MIN(lo[e], toff);
+        hi[e] = MAX(hi[e], toff + l);
+        off += l;
+        len -= l;
+    }
+    for (e = 0; e < il->nb_entries; e++) {
+        off_t data;
+
+        if (lo[e] == UINT64_MAX) {
+            continue;
+        }
+        if (sh->target_fd[e] < 0) {
+            return false;
+        }
+        data = lseek(sh->target_fd[e], sh->target_fd_offset[e] + lo[e],
+                     SEEK_DATA);
+        if (data < 0 ? errno != ENXIO
+                     : data < sh->target_fd_offset[e] + hi[e]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
  * Fill page @first: gather it, and the unfilled pages after it up to
  * CXL_SHADOW_FILL_PAGES and below page @limit, from the backends and
- * place them.  Their filled bits are set before the pages appear: a write the
- * guest makes as soon as they do must not be skipped by the write-back.
- * A page already filled is there (the fault was answered twice), and is
- * placed again for nothing (EEXIST).
+ * place them; where the backends hold only holes, place zeros and gather
+ * nothing.  (Zeros, not UFFDIO_ZEROPAGE: the guest's first write to a
+ * shared zero page would replace it, and the TLB flush that takes on
+ * every CPU costs more than copying a page of zeros.)  Their filled bits
+ * are set before the pages appear: a write the guest makes as soon as
+ * they do must not be skipped by the write-back.  A page already filled
+ * is there (the fault was answered twice), and is placed again for
+ * nothing (EEXIST).
  */
 static uint64_t cxl_shadow_fill(CXLFMWShadow *sh, uint64_t first,
                                 uint64_t limit)
 {
     uint64_t off = first * sh->page, n = 1, placed;
+    bool hole = false;
     int err;
 
     qemu_mutex_lock(&sh->fill_lock);
@@ -541,12 +621,20 @@ static uint64_t cxl_shadow_fill(CXLFMWShadow *sh, uint64_t first,
                !test_bit(first + n, sh->filled)) {
             n++;
         }
+        hole = cxl_shadow_backends_hole(sh, off, n * sh->page);
     }
-    cxl_shadow_gather(sh, sh->bounce, off, n * sh->page);
+    if (hole) {
+        memset(sh->bounce, 0, n * sh->page);
+    } else {
+        cxl_shadow_gather(sh, sh->bounce, off, n * sh->page);
+    }
     if (qatomic_read(&sh->fill_delay_ms)) {
         g_usleep(qatomic_read(&sh->fill_delay_ms) * 1000);
     }
     for (uint64_t i = 0; i < n; i++) {
+        if (hole) {
+            set_bit_atomic(first + i, sh->zero);
+        }
         set_bit_atomic(first + i, sh->filled);
     }
     err = cxl_shadow_place(sh, off, n * sh->page, &placed);
@@ -554,13 +642,14 @@ static uint64_t cxl_shadow_fill(CXLFMWShadow *sh, uint64_t first,
         /* filled means present: take back the bits of what is not */
         for (uint64_t i = placed / sh->page; i < n; i++) {
             clear_bit_atomic(first + i, sh->filled);
+            clear_bit_atomic(first + i, sh->zero);
         }
         error_report("CXL shadow %s: cannot fill 0x%" PRIx64 " bytes at "
                      "0x%" PRIx64 ": %s", memory_region_name(&sh->mr),
                      n * sh->page, off, strerror(err));
     }
     qemu_mutex_unlock(&sh->fill_lock);
-    trace_cxl_shadow_fill(memory_region_name(&sh->mr), off, n);
+    trace_cxl_shadow_fill(memory_region_name(&sh->mr), off, n, hole);
     return first + n;
 }
 
@@ -728,13 +817,25 @@ CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
     sh->il = memory_interleave_ref(il);
     sh->host = memory_region_get_ram_ptr(&sh->mr);
     sh->target_host = g_new(uint8_t *, il->nb_entries);
+    sh->target_fd = g_new(int, il->nb_entries);
+    sh->target_fd_offset = g_new0(uint64_t, il->nb_entries);
     for (e = 0; e < il->nb_entries; e++) {
+        RAMBlock *rb;
+        ram_addr_t rb_offset;
+
         memory_region_ref(il->entries[e].target);
         sh->target_host[e] = memory_region_get_ram_ptr(il->entries[e].target);
+        rb = qemu_ram_block_from_host(sh->target_host[e], false, &rb_offset);
+        sh->target_fd[e] = rb && qemu_ram_is_shared(rb) ?
+                           qemu_ram_get_fd(rb) : -1;
+        if (sh->target_fd[e] >= 0) {
+            sh->target_fd_offset[e] = qemu_ram_get_fd_offset(rb) + rb_offset;
+        }
     }
     /* huge pages would turn each fault into a 2 MiB gather */
     qemu_madvise(sh->host, il->size, QEMU_MADV_NOHUGEPAGE);
     sh->filled = bitmap_new(il->size / sh->page);
+    sh->zero = bitmap_new(il->size / sh->page);
     if (!cxl_shadow_start_lazy(sh, &lazy_err)) {
         warn_report_once("CXL shadows are filled when made, not on first "
                          "touch: %s", error_get_pretty(lazy_err));
@@ -857,7 +958,10 @@ static void cxl_fmw_shadow_finalize(Object *obj)
         memory_region_unref(sh->il->entries[e].target);
     }
     g_free(sh->target_host);
+    g_free(sh->target_fd);
+    g_free(sh->target_fd_offset);
     g_free(sh->filled);
+    g_free(sh->zero);
     memory_interleave_unref(sh->il);
 }
 

@@ -262,11 +262,21 @@ void memory_interleave_gather(const MemoryInterleave *il, uint64_t offset,
  * @offset: window offset of bit 0, and of @src[0]
  * @src: the window's bytes from @offset on
  * @bitmap: one bit per page of @page_size bytes; set: copy the page
+ * @zero: NULL, or one bit per page as @bitmap; set: the targets are known
+ *        to hold zeros where the page goes.  Cleared for each such page
+ *        of which a chunk was written; a page of zeros keeps its bit.
  * @nb_pages: bits in @bitmap, all inside the window
  * @fn: called once per run of target bytes written that is contiguous in
  *      one target, with its entry, target offset and length, so that the
  *      caller marks each target's written bytes dirty once per run rather
  *      than once per chunk; every byte written is in exactly one run
+ *
+ * A chunk whose target bytes equal the window's already is not written,
+ * and is in no run: a page the guest zeroed over zeroed media dirties no
+ * page of the targets' files.  Where @zero says the targets hold zeros,
+ * a chunk of zeros is not even compared, so that a target's page that
+ * was never read (a hole in its file) is not read now.
+ *
  * Returns: the pages copied.
  */
 typedef void MemoryInterleaveWrittenFn(const MemoryInterleave *il,
@@ -275,6 +285,7 @@ typedef void MemoryInterleaveWrittenFn(const MemoryInterleave *il,
 uint64_t memory_interleave_scatter(const MemoryInterleave *il,
                                    uint64_t offset, const uint8_t *src,
                                    const unsigned long *bitmap,
+                                   unsigned long *zero,
                                    uint64_t nb_pages, uint64_t page_size,
                                    uint8_t *const *target_host,
                                    MemoryInterleaveWrittenFn *fn,

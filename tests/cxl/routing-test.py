@@ -1025,6 +1025,67 @@ def filled_pages(rig, shadow):
     raise Failure("the shadow's fill thread never went idle")
 
 
+def backend_rss(rig):
+    """{backend path: KiB of it QEMU has resident}, from /proc/PID/smaps:
+    a page of a backend file that QEMU read or wrote is resident."""
+    paths, rss, cur = {ep.path for ep in rig.topo.eps}, {}, None
+    with open("/proc/%d/smaps" % rig.q.proc.pid) as f:
+        for line in f:
+            m = re.match(r"[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s+(.*)$", line)
+            if m:
+                cur = m.group(1) if m.group(1) in paths else None
+            elif cur and line.startswith("Rss:"):
+                rss[cur] = rss.get(cur, 0) + int(line.split()[1])
+    return rss
+
+
+def run_shadow_holes(rig, rng):
+    """Shadow pages over holes of the backend files: the fill places
+    zeros without reading the files, and the write-back of pages the guest
+    only zeroed neither reads nor writes them, so no page of the files is
+    made resident or allocated.  Bytes that are not zero land as the
+    decode puts them, next to the zeros."""
+    # the data 8 MiB away: the host may cache a file in 2 MiB folios,
+    # and write back a whole folio around a byte written
+    q, size, data_off, data_len = rig.q, 1 << 20, 8 << 20, 64 << 10
+    rig.program()
+    rig.expect_served("shadow")
+    lazy_shadow(rig)
+    before = backend_rss(rig)
+    pattern = rng.randbytes(data_len)
+    with Step("1 MiB of zeros and 64 KiB of data stored over holes"):
+        q.b64write(rig.base, bytes(size))
+        q.b64write(rig.base + data_off, pattern)
+        q.qmp("stop")
+        check(window_from_backends(rig, data_off + data_len)[data_off:] ==
+              pattern, "the data are not in the backends as the decode "
+              "puts them")
+        # the reads above went through files, not QEMU's mappings
+        grown = {p: kib - before.get(p, 0)
+                 for p, kib in backend_rss(rig).items()}
+        # the zeros are 512 KiB of each device's file: reading them
+        # would make that much resident
+        limit = size // 1024 // len(rig.topo.eps) // 2
+        check(all(kib < limit for kib in grown.values()),
+              "QEMU made %s KiB of the backend files resident for 64 KiB of "
+              "data and 1 MiB of zeros (%d KiB each for the zeros)"
+              % (sorted(grown.values()), 2 * limit))
+        for ep in rig.topo.eps:
+            lo = min(rig.topo.route(rig.base, off)[1]
+                     for off in range(0, size, rig.topo.min_granule())
+                     if rig.topo.route(rig.base, off)[0] is ep)
+            with open(ep.path, "rb") as f:
+                try:
+                    at = os.lseek(f.fileno(), lo, os.SEEK_DATA)
+                except OSError:
+                    at = None
+            hi = lo + size // len(rig.topo.eps)
+            check(at is None or at >= hi, "%s holds data at 0x%x, where "
+                  "the guest only wrote zeros" % (ep.path, at or 0))
+        check(rig.read_window(size) == bytes(size),
+              "the window does not read back the zeros")
+
+
 def run_shadow_first_touch(rig, rng):
     """A guest's store that fills a shadow page on first touch (it waits
     in the userfaultfd fault while the fill thread gathers the page)
@@ -1436,6 +1497,8 @@ def main():
     run("q35-shadow-4k-clear-poison", "q35", [[None] * 4],
         on_shadow_route(run_clear_poison), gw=4096, ghb=4096, gep=4096)
     run("q35-shadow-media-ops-zero", "q35", [[None] * 4], run_media_ops_zero,
+        **shadowed)
+    run("q35-shadow-holes", "q35", [[None] * 2], run_shadow_holes,
         **shadowed)
     # the listener contract: vhost (vhost-user-blk, qemu-storage-daemon)
     for name, gran in (("q35-vhost-user-window", 4096),

@@ -619,8 +619,9 @@ static void test_interleave_shadow_scatter_gather(void **state)
                 }
             }
             copied = memory_interleave_scatter(il, first * PAGE,
-                                               win + first * PAGE, bm, nb,
-                                               PAGE, tgt, note_written, &w);
+                                               win + first * PAGE, bm, NULL,
+                                               nb, PAGE, tgt, note_written,
+                                               &w);
             if (copied != want) {
                 fail_msg("case %u: %" PRIu64 " pages copied, %" PRIu64
                          " dirty", c, copied, want);
@@ -674,6 +675,69 @@ static void test_interleave_shadow_scatter_gather(void **state)
             }
             g_rand_free(r);
         }
+    }
+}
+
+/*
+ * What the targets hold already is not written: a chunk equal to its
+ * target bytes is in no run.  Where the caller says the targets hold
+ * zeros, a chunk of zeros is neither compared nor written (the targets
+ * here hold 0xee, which only a read would see), and the page keeps its
+ * bit only if none of its chunks was written.  2-way, 256 B, 4 pages.
+ */
+static void test_interleave_scatter_skips_known(void **state)
+{
+    const uint64_t gran = 256, size = 8 * PAGE, dev = size / 2;
+    MemoryInterleaveEntry ent[2];
+    g_autofree MemoryInterleave *il = NULL;
+    uint8_t win[8 * PAGE], t0[4 * PAGE], t1[4 * PAGE];
+    uint8_t *tgt[2] = { t0, t1 };
+    unsigned long bm = 0xf, zero = 0xc;     /* pages 0-3; 2, 3 zero */
+    WrittenRuns w = { .dev_size = dev };
+    uint64_t b;
+    unsigned e;
+
+    for (e = 0; e < 2; e++) {
+        ent[e] = (MemoryInterleaveEntry) {
+            .target = TARGET(e), .target_size = dev, .base = 0,
+            .stride = gran,
+        };
+        w.seen[e] = g_malloc0(dev);
+    }
+    il = memory_interleave_new(size, gran, 2, ent, gran, NULL);
+    assert_non_null(il);
+    memset(t0, 0xee, sizeof(t0));
+    memset(t1, 0xee, sizeof(t1));
+    memset(win, 0, sizeof(win));
+    /* page 0: random; its first chunk equals what device 0 holds */
+    for (b = 0; b < PAGE; b++) {
+        win[b] = b < gran ? 0xee : b * 7 + 1;
+    }
+    /* page 1: all 0xee, as the targets hold: nothing to write */
+    memset(win + PAGE, 0xee, PAGE);
+    /* page 2: zeros (known zero: skipped); page 3: one byte set */
+    win[3 * PAGE + 5 * gran + 3] = 1;
+
+    memory_interleave_scatter(il, 0, win, &bm, &zero, 4, PAGE, tgt,
+                              note_written, &w);
+    for (b = 0; b < 4 * PAGE; b++) {
+        unsigned pe = ref_position(b, 0, 1);
+        uint64_t dpa = ref_dpa(b, 0, 1), chunk = b / gran;
+        bool written = (b >= gran && b < PAGE) || chunk == 3 * 16 + 5;
+        uint8_t expect = written ? win[b] : 0xee;
+
+        if (tgt[pe][dpa] != expect || w.seen[pe][dpa] != written) {
+            fail_msg("window byte 0x%" PRIx64 ": device %u holds 0x%02x "
+                     "(expected 0x%02x), %s a run", b, pe, tgt[pe][dpa],
+                     expect, w.seen[pe][dpa] ? "in" : "not in");
+        }
+    }
+    if (zero != 0x4) {
+        fail_msg("zero bits 0x%lx after the scatter: page 2 (all zeros) "
+                 "keeps its bit, page 3 (written) loses it", zero);
+    }
+    for (e = 0; e < 2; e++) {
+        g_free(w.seen[e]);
     }
 }
 
@@ -999,6 +1063,7 @@ int main(void)
         cmocka_unit_test(test_interleave_count_runs_matches_walk),
         cmocka_unit_test(test_interleave_count_runs_cxl),
         cmocka_unit_test(test_interleave_shadow_scatter_gather),
+        cmocka_unit_test(test_interleave_scatter_skips_known),
         cmocka_unit_test(test_interleave_find),
         cmocka_unit_test(test_interleave_find_random),
         cmocka_unit_test(test_interleave_target_ranges),

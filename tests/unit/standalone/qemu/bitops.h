@@ -17,6 +17,11 @@ static inline int test_bit(long nr, const unsigned long *addr)
 }
 
 /* The first set bit at or after @offset, or @size if none. */
+static inline void clear_bit(long nr, unsigned long *addr)
+{
+    addr[nr / BITS_PER_LONG] &= ~(1UL << (nr % BITS_PER_LONG));
+}
+
 static inline unsigned long find_next_bit(const unsigned long *addr,
                                           unsigned long size,
                                           unsigned long offset)
