@@ -80,6 +80,13 @@
  */
 #define CXL_SHADOW_WRITEBACK_MS 20
 
+/*
+ * A tick that finds the writer still copying the last snapshot looks
+ * again this soon, rather than a whole period later: a write made just
+ * after that snapshot then waits one period plus the copy, not two.
+ */
+#define CXL_SHADOW_RETRY_MS 2
+
 /* Pages looked at together when skipping clean parts of the bitmap */
 #define CXL_SHADOW_SCAN_PAGES 512
 
@@ -377,8 +384,10 @@ static void cxl_shadow_tick(void *opaque)
     qemu_mutex_lock(&sh->wb_lock);
     idle = !sh->wb_snap;
     qemu_mutex_unlock(&sh->wb_lock);
-    /* a writer still busy with the last one copies this one next time */
-    if (idle) {
+    if (!idle) {
+        timer_mod(sh->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                             MIN(CXL_SHADOW_RETRY_MS, MAX(sh->period_ms, 1)));
+    } else {
         /* waits for the vCPUs with the BQL dropped: sh stays routed */
         cxl_shadows_sync_begin();
         snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
