@@ -267,6 +267,9 @@ void memory_interleave_for_each_run(const MemoryInterleave *il,
 {
     uint64_t i, n;
 
+    /* else a run could be 0 pages long, and the walk would not advance */
+    assert(il->chunk % page_size == 0);
+    assert(offset % page_size == 0);
     for (i = find_first_bit(bitmap, nb_pages); i < nb_pages;
          i = find_next_bit(bitmap, nb_pages, i + n)) {
         uint64_t target_offset, len = UINT64_MAX;

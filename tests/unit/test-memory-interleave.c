@@ -919,37 +919,153 @@ static void test_interleave_find(void **state)
     }
 }
 
-/* A found descriptor reproduces its chunks, whatever they are. */
+/*
+ * Reference for memory_interleave_find(): the fewest entries p such that
+ * every chunk of @seq is one of p entries advanced by whole periods
+ * (chunk e + j * p is in chunk e's target, at chunk e's offset plus j
+ * times the entry's stride, the distance from chunk e to chunk e + p),
+ * counted only where @seq shows the period twice (2p <= @n) or where it
+ * is the whole window (p = @n = @nb_chunks).  0: no such p.
+ */
+static uint64_t ref_shortest_period(const MemoryInterleaveChunk *seq,
+                                    uint64_t n, uint64_t nb_chunks)
+{
+    uint64_t p, e, j;
+
+    for (p = 1; p <= MIN(n, MEMORY_INTERLEAVE_MAX_ENTRIES); p++) {
+        bool ok = 2 * p <= n || (p == n && n == nb_chunks);
+
+        for (e = 0; ok && e < p; e++) {
+            uint64_t stride = e + p < n ? seq[e + p].offset - seq[e].offset
+                                        : 0;
+
+            for (j = 1; ok && e + j * p < n; j++) {
+                const MemoryInterleaveChunk *c = &seq[e + j * p];
+
+                ok = c->target == seq[e].target &&
+                     c->target_size == seq[e].target_size &&
+                     c->offset == seq[e].offset + j * stride;
+            }
+        }
+        if (ok) {
+            return p;
+        }
+    }
+    return 0;
+}
+
+/*
+ * A found descriptor reproduces its chunks, whatever they are, with the
+ * fewest entries the reference finds; where the reference finds entries
+ * but memory_interleave_find() does not, they make no valid descriptor.
+ * Half the windows are the chunks given, half are several periods more,
+ * so that both the two-period rule and the whole-window rule are met.
+ * Only the chunks given are read: the same chunks followed by more of
+ * the window give the same answer.
+ */
 static void test_interleave_find_random(void **state)
 {
     GRand *r = g_rand_new_with_seed(11);
-    unsigned iter, found = 0;
+    unsigned iter, found_whole = 0, found_larger = 0, found_shorter = 0;
+    unsigned invalid = 0;
 
-    for (iter = 0; iter < 2000; iter++) {
-        uint64_t n = g_rand_int_range(r, 1, 40), k;
-        unsigned period = g_rand_int_range(r, 1, 6);
-        g_autofree MemoryInterleaveChunk *seq =
-            g_new(MemoryInterleaveChunk, n);
+    for (iter = 0; iter < 4000; iter++) {
+        uint64_t n = g_rand_int_range(r, 1, 40), nb_chunks = n, k, p;
+        unsigned period = g_rand_int_range(r, 1, 6), e;
+        /* one target, chunks in order: period 1 whatever @period is */
+        bool linear = g_rand_int_range(r, 0, 8) == 0;
+        bool larger = g_rand_boolean(r);
+        unsigned tgt[6];
+        uint64_t base[6], stride[6];
+        g_autofree MemoryInterleaveChunk *seq = NULL, *more = NULL;
         g_autofree MemoryInterleaveChunk *back = NULL;
-        g_autofree MemoryInterleave *il = NULL;
+        g_autofree MemoryInterleave *il = NULL, *il_more = NULL;
 
-        for (k = 0; k < n; k++) {
+        if (larger) {
+            /* a whole number of periods, at least one past the chunks */
+            nb_chunks = period * ((n + period - 1) / period +
+                                  g_rand_int_range(r, 1, 4));
+        }
+        for (e = 0; e < period; e++) {
+            if (linear) {
+                tgt[e] = 0;
+                base[e] = PAGE * e;
+                stride[e] = PAGE * period;
+            } else {
+                /* now and then a target shared, or a stride of its own */
+                tgt[e] = g_rand_int_range(r, 0, 4) ?
+                         e : (unsigned)g_rand_int_range(r, 0, 6);
+                base[e] = PAGE * e * 1000;
+                stride[e] = PAGE * (g_rand_int_range(r, 0, 4) ? 3
+                                    : g_rand_int_range(r, 1, 5));
+            }
+        }
+        /* the window's chunks and as many again; @n of them are given */
+        more = g_new(MemoryInterleaveChunk, 2 * nb_chunks);
+        for (k = 0; k < 2 * nb_chunks; k++) {
             /* mostly periodic, sometimes broken */
-            unsigned e = k % period;
             bool odd = g_rand_int_range(r, 0, 30) == 0;
 
-            seq[k] = (MemoryInterleaveChunk) {
-                .target = TARGET(odd ? (unsigned)g_rand_int_range(r, 0, 8) : e),
+            e = k % period;
+            more[k] = (MemoryInterleaveChunk) {
+                .target = TARGET(odd ? (unsigned)g_rand_int_range(r, 0, 8)
+                                     : tgt[e]),
                 .target_size = 1ULL << 40,
-                .offset = PAGE * (e * 1000 + (k / period) * 3 +
-                                  (odd ? g_rand_int_range(r, 0, 3) : 0)),
+                .offset = base[e] + (k / period) * stride[e] +
+                          (odd ? PAGE * g_rand_int_range(r, 0, 3) : 0),
             };
         }
-        il = memory_interleave_find(n * PAGE, PAGE, seq, n, PAGE, NULL);
+        seq = g_new(MemoryInterleaveChunk, n);
+        memcpy(seq, more, n * sizeof(seq[0]));
+        p = ref_shortest_period(seq, n, nb_chunks);
+        il = memory_interleave_find(nb_chunks * PAGE, PAGE, seq, n, PAGE,
+                                    NULL);
+        il_more = memory_interleave_find(nb_chunks * PAGE, PAGE, more, n,
+                                         PAGE, NULL);
+        if (!memory_interleave_equal(il, il_more)) {
+            fail_msg("iteration %u: %" PRIu64 " of %" PRIu64 " chunks: the "
+                     "chunks after them changed the answer", iter, n,
+                     nb_chunks);
+        }
         if (!il) {
+            MemoryInterleaveEntry ent[40];
+            MemoryInterleave *other;
+
+            if (!p) {
+                continue;
+            }
+            /* the reference's entries: refused by the validation too */
+            for (k = 0; k < p; k++) {
+                ent[k] = (MemoryInterleaveEntry) {
+                    .target = seq[k].target,
+                    .target_size = seq[k].target_size,
+                    .base = seq[k].offset,
+                    .stride = k + p < n ? seq[k + p].offset - seq[k].offset
+                                        : PAGE,
+                };
+            }
+            other = memory_interleave_new(nb_chunks * PAGE, PAGE, p, ent,
+                                          PAGE, NULL);
+            if (other) {
+                memory_interleave_free(other);
+                fail_msg("iteration %u: %" PRIu64 " of %" PRIu64 " chunks "
+                         "follow %" PRIu64 " valid entries, none found",
+                         iter, n, nb_chunks, p);
+            }
+            invalid++;
             continue;
         }
-        found++;
+        if (il->nb_entries != p) {
+            fail_msg("iteration %u: %" PRIu64 " of %" PRIu64 " chunks found "
+                     "as %u entries, the shortest period is %" PRIu64,
+                     iter, n, nb_chunks, il->nb_entries, p);
+        }
+        if (larger) {
+            found_larger++;
+        } else {
+            found_whole++;
+        }
+        found_shorter += il->nb_entries < period;
         back = chunks_of(il, n);
         for (k = 0; k < n; k++) {
             if (back[k].target != seq[k].target ||
@@ -960,8 +1076,11 @@ static void test_interleave_find_random(void **state)
             }
         }
     }
-    /* the test saw answers, not only refusals */
-    assert_true(found > 1000);
+    /* the test saw answers of every kind, not only refusals */
+    assert_true(found_whole > 1000);
+    assert_true(found_larger > 500);
+    assert_true(found_shorter > 100);
+    assert_true(invalid > 50);
     g_rand_free(r);
 }
 

@@ -62,3 +62,17 @@ void error_report(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\n");
 }
+
+unsigned warn_report_count;
+
+void warn_report(const char *fmt, ...)
+{
+    va_list ap;
+
+    warn_report_count++;
+    va_start(ap, fmt);
+    fprintf(stderr, "warning: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+}

@@ -13,4 +13,8 @@ void error_report_err(Error *err);
 void error_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 extern unsigned error_report_count;
 
+/* Print the warning on stderr; counted for tests. */
+void warn_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+extern unsigned warn_report_count;
+
 #endif

@@ -11,5 +11,6 @@ typedef struct AddressSpace AddressSpace;
 typedef struct FlatView FlatView;
 typedef struct MemoryRegion MemoryRegion;
 typedef struct MemoryRegionSection MemoryRegionSection;
+typedef struct RAMBlock RAMBlock;
 
 #endif
