@@ -44,6 +44,8 @@
 
 #include "qemu/osdep.h"
 #include <sys/ioctl.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include "qemu/bitops.h"
 #include "qemu/bitmap.h"
@@ -66,6 +68,7 @@
 #include "system/memory.h"
 #include "system/ramblock.h"
 #include "system/runstate.h"
+#include "migration/misc.h"
 #include "system/tcg.h"
 #include "hw/cxl/cxl.h"
 #include "hw/cxl/cxl_interleave.h"
@@ -152,7 +155,7 @@ struct CXLFMWShadow {
      * a reload, and with @filled.
      */
     unsigned long *zero;
-    int *target_fd;             /* per entry: fd of a shared file, or -1 */
+    int *target_fd;             /* per entry: fd whose holes are trusted */
     uint64_t *target_fd_offset; /* per entry: file offset of target byte 0 */
 
     /*
@@ -559,12 +562,38 @@ static int cxl_shadow_place(CXLFMWShadow *sh, uint64_t off, uint64_t len,
 }
 
 /*
+ * @fd, if lseek(SEEK_DATA) on it may be trusted to call a range without
+ * data a hole: file systems known to count dirty page-cache pages as
+ * data (FUSE asks its server without writing back first, and would call
+ * bytes QEMU wrote a hole), else -1.
+ */
+static int cxl_shadow_holes_fd(int fd)
+{
+    struct statfs st;
+
+    if (fd < 0 || fstatfs(fd, &st) < 0) {
+        return -1;
+    }
+    switch (st.f_type) {
+    case TMPFS_MAGIC:
+    case EXT4_SUPER_MAGIC:
+    case XFS_SUPER_MAGIC:
+    case BTRFS_SUPER_MAGIC:
+        return fd;
+    default:
+        return -1;
+    }
+}
+
+/*
  * Whether the backends hold only file holes under window bytes [@off,
  * @off + @len).  Then nothing need be read: reading a hole through the
  * mapping allocates and zeroes a page of page cache, which costs about
- * what the guest's own first touch of the page does.  lseek(SEEK_DATA)
- * sees data still in the page cache as data.  Only a shared mapping of a
- * file can tell (a private one's written pages are not the file's).
+ * what the guest's own first touch of the page does.  Only a shared
+ * mapping of a file can tell (a private one's written pages are not the
+ * file's), on a file system whose lseek(SEEK_DATA) counts data still in
+ * the page cache (cxl_shadow_holes_fd()).  Not while an incoming postcopy
+ * runs: a page not received yet is a hole there.
  */
 static bool cxl_shadow_backends_hole(CXLFMWShadow *sh, uint64_t off,
                                      uint64_t len)
@@ -574,6 +603,9 @@ static bool cxl_shadow_backends_hole(CXLFMWShadow *sh, uint64_t off,
     g_autofree uint64_t *hi = g_new0(uint64_t, il->nb_entries);
     unsigned e;
 
+    if (migration_incoming_postcopy_advised()) {
+        return false;
+    }
     for (e = 0; e < il->nb_entries; e++) {
         lo[e] = UINT64_MAX;
     }
@@ -836,7 +868,7 @@ CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
         sh->target_host[e] = memory_region_get_ram_ptr(il->entries[e].target);
         rb = qemu_ram_block_from_host(sh->target_host[e], false, &rb_offset);
         sh->target_fd[e] = rb && qemu_ram_is_shared(rb) ?
-                           qemu_ram_get_fd(rb) : -1;
+                           cxl_shadow_holes_fd(qemu_ram_get_fd(rb)) : -1;
         if (sh->target_fd[e] >= 0) {
             sh->target_fd_offset[e] = qemu_ram_get_fd_offset(rb) + rb_offset;
         }
