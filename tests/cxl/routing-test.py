@@ -910,7 +910,7 @@ def window_from_backends(rig, size):
     for off in range(0, size, g):
         ep, dpa = rig.topo.route(rig.base, off)
         with open(ep.path, "rb") as f:
-            f.seek(dpa)
+            f.seek(ep.file_offset + dpa)
             out += f.read(g)
     return bytes(out)
 
@@ -922,7 +922,7 @@ def backends_write(rig, off, data):
     for o in range(0, len(data), g):
         ep, dpa = rig.topo.route(rig.base, off + o)
         with open(ep.path, "r+b") as f:
-            f.seek(dpa)
+            f.seek(ep.file_offset + dpa)
             f.write(data[o:o + g])
 
 
@@ -1084,6 +1084,50 @@ def run_shadow_holes(rig, rng):
                   "the guest only wrote zeros" % (ep.path, at or 0))
         check(rig.read_window(size) == bytes(size),
               "the window does not read back the zeros")
+
+
+def run_shadow_holes_offset(rig, rng):
+    """Backends whose bytes start FILE_OFFSET bytes into their files
+    (offset=), in front of which the files are holes: the fill asks
+    whether a device's bytes are holes where they are in the file, not
+    at their DPA.  Bytes stored into the files while the VM is stopped are
+    gathered, and zeros the guest stores over holes leave them holes."""
+    q, data_len, zero_off, zero_len = rig.q, 64 << 10, 8 << 20, 1 << 20
+    rig.program()
+    rig.expect_served("shadow")
+    lazy_shadow(rig)
+    pattern = rng.randbytes(data_len)
+    with Step("64 KiB stored into the files while stopped, read after cont"):
+        q.qmp("stop")
+        backends_write(rig, 0, pattern)
+        q.qmp("cont")
+        got = rig.read_window(data_len)
+        check(got == pattern, "the window shows %s of the %d bytes stored "
+              "into the files (%d are zero): the fill took them for holes"
+              % (sum(a == b for a, b in zip(got, pattern)), data_len,
+                 got.count(0)))
+    with Step("1 MiB of zeros stored over holes leaves them holes"):
+        q.b64write(rig.base + zero_off, bytes(zero_len))
+        q.qmp("stop")
+        for ep in rig.topo.eps:
+            dpas = [dpa for ep2, dpa in
+                    (rig.topo.route(rig.base, off) for off in
+                     range(zero_off, zero_off + zero_len,
+                           rig.topo.min_granule()))
+                    if ep2 is ep]
+            lo, hi = min(dpas), max(dpas) + rig.topo.min_granule()
+            with open(ep.path, "rb") as f:
+                try:
+                    at = os.lseek(f.fileno(), ep.file_offset + lo,
+                                  os.SEEK_DATA)
+                except OSError:
+                    at = None
+            check(at is None or at >= ep.file_offset + hi,
+                  "%s holds data at 0x%x, where the guest only wrote zeros"
+                  % (ep.path, at or 0))
+        check(window_from_backends(rig, data_len) == pattern,
+              "the stored bytes are no longer in the files")
+        q.qmp("cont")
 
 
 def run_shadow_first_touch(rig, rng):
@@ -1500,6 +1544,8 @@ def main():
         **shadowed)
     run("q35-shadow-holes", "q35", [[None] * 2], run_shadow_holes,
         **shadowed)
+    run("q35-shadow-holes-offset", "q35", [[None] * 2],
+        run_shadow_holes_offset, backend="file-offset", **shadowed)
     # the listener contract: vhost (vhost-user-blk, qemu-storage-daemon)
     for name, gran in (("q35-vhost-user-window", 4096),
                        ("q35-vhost-user-shadow", 256)):

@@ -12,9 +12,14 @@ DEV_SIZE = 256 << 20
 TARGET_PAGE = 4096
 
 
+# Where the device's bytes start in its file, for backend "file-offset"
+FILE_OFFSET = 16 << 20
+
+
 class EP:
-    def __init__(self, name, path):
-        self.name, self.path = name, path
+    def __init__(self, name, path, file_offset=0):
+        """@file_offset: where DPA 0 is in the file at @path."""
+        self.name, self.path, self.file_offset = name, path, file_offset
 
 
 class Switch:
@@ -78,6 +83,11 @@ class Topology:
         if self.backend == "file":
             mem = ("memory-backend-file,id=m%d,share=on,mem-path=%s,size=%d"
                    % (i, path, self.dev_size))
+        elif self.backend == "file-offset":     # sparse, DPA 0 further in
+            with open(path, "wb") as f:
+                f.truncate(FILE_OFFSET + self.dev_size)
+            mem = ("memory-backend-file,id=m%d,share=on,mem-path=%s,size=%d,"
+                   "offset=%d" % (i, path, self.dev_size, FILE_OFFSET))
         elif self.backend == "file-private":    # the file never sees writes
             mem = ("memory-backend-file,id=m%d,share=off,mem-path=%s,size=%d"
                    % (i, path, self.dev_size))
@@ -97,7 +107,8 @@ class Topology:
         self.args += ["-object", mem,
                       "-device", "cxl-type3,bus=%s,volatile-memdev=m%d,id=%s"
                       % (port, i, name)]
-        ep = EP(name, path)
+        ep = EP(name, path,
+                FILE_OFFSET if self.backend == "file-offset" else 0)
         self.eps.append(ep)
         return ep
 
