@@ -224,7 +224,10 @@ static void cxl_shadow_written(const MemoryInterleave *il, unsigned e,
                                uint64_t target_offset, uint64_t len,
                                void *opaque)
 {
+    uint64_t *written = opaque;
+
     memory_region_set_dirty(il->entries[e].target, target_offset, len);
+    *written += len;
 }
 
 /*
@@ -243,7 +246,7 @@ static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap)
 {
     uint64_t size = sh->il->size, span = sh->page * CXL_SHADOW_SCAN_PAGES;
     DECLARE_BITMAP(pages, CXL_SHADOW_SCAN_PAGES);
-    uint64_t off, copied = 0;
+    uint64_t off, copied = 0, written = 0;
 
     for (off = 0; off < size; off += span) {
         uint64_t n = MIN(span, size - off) / sh->page, i;
@@ -273,7 +276,7 @@ static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap)
             copied += memory_interleave_scatter(sh->il, off, sh->host + off,
                                                 pages, zero, n, sh->page,
                                                 sh->target_host,
-                                                cxl_shadow_written, NULL);
+                                                cxl_shadow_written, &written);
             /* pages of which bytes other than zeros went to the backends */
             for (i = find_first_bit(pages, n); i < n;
                  i = find_next_bit(pages, n, i + 1)) {
@@ -284,7 +287,8 @@ static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap)
         }
     }
     if (copied) {
-        trace_cxl_shadow_writeback(memory_region_name(&sh->mr), copied);
+        trace_cxl_shadow_writeback(memory_region_name(&sh->mr), copied,
+                                   written);
     }
 }
 
