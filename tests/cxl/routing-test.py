@@ -24,6 +24,7 @@ any failure.
 
 import argparse
 import copy
+import errno
 import hashlib
 import os
 import random
@@ -1039,6 +1040,18 @@ def backend_rss(rig):
     return rss
 
 
+def data_after(path, pos):
+    """Where the next data at or after @pos is in the file at @path
+    (SEEK_DATA), or None if only a hole follows."""
+    with open(path, "rb") as f:
+        try:
+            return os.lseek(f.fileno(), pos, os.SEEK_DATA)
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+            return None
+
+
 def run_shadow_holes(rig, rng):
     """Shadow pages over holes of the backend files: the fill places
     zeros without reading the files, and the write-back of pages the guest
@@ -1074,11 +1087,7 @@ def run_shadow_holes(rig, rng):
             lo = min(rig.topo.route(rig.base, off)[1]
                      for off in range(0, size, rig.topo.min_granule())
                      if rig.topo.route(rig.base, off)[0] is ep)
-            with open(ep.path, "rb") as f:
-                try:
-                    at = os.lseek(f.fileno(), lo, os.SEEK_DATA)
-                except OSError:
-                    at = None
+            at = data_after(ep.path, lo)
             hi = lo + size // len(rig.topo.eps)
             check(at is None or at >= hi, "%s holds data at 0x%x, where "
                   "the guest only wrote zeros" % (ep.path, at or 0))
@@ -1088,40 +1097,51 @@ def run_shadow_holes(rig, rng):
 
 def run_shadow_holes_offset(rig, rng):
     """Backends whose bytes start FILE_OFFSET bytes into their files
-    (offset=), in front of which the files are holes: the fill asks
-    whether a device's bytes are holes where they are in the file, not
-    at their DPA.  Bytes stored into the files while the VM is stopped are
-    gathered, and zeros the guest stores over holes leave them holes."""
+    (offset=): the fill asks whether a device's bytes are holes where they
+    are in the file, not at their DPA.  Bytes stored into the files while
+    the VM is stopped are gathered, not taken for holes.  Zeros the guest
+    stores over holes are filled without reading the files and leave them
+    holes, even with data where the device's DPAs would be in the file if
+    its offset were not counted."""
     q, data_len, zero_off, zero_len = rig.q, 64 << 10, 8 << 20, 1 << 20
     rig.program()
     rig.expect_served("shadow")
     lazy_shadow(rig)
     pattern = rng.randbytes(data_len)
+    spans = {}
+    for off in range(zero_off, zero_off + zero_len, rig.topo.min_granule()):
+        ep, dpa = rig.topo.route(rig.base, off)
+        lo, hi = spans.get(ep, (dpa, dpa))
+        spans[ep] = (min(lo, dpa), max(hi, dpa + rig.topo.min_granule()))
     with Step("64 KiB stored into the files while stopped, read after cont"):
         q.qmp("stop")
         backends_write(rig, 0, pattern)
+        # in front of the device's bytes: what a check that left out the
+        # offset would find data in, and then read
+        for ep, (lo, hi) in spans.items():
+            with open(ep.path, "r+b") as f:
+                f.seek(lo)
+                f.write(rng.randbytes(hi - lo))
         q.qmp("cont")
         got = rig.read_window(data_len)
         check(got == pattern, "the window shows %s of the %d bytes stored "
               "into the files (%d are zero): the fill took them for holes"
               % (sum(a == b for a, b in zip(got, pattern)), data_len,
                  got.count(0)))
-    with Step("1 MiB of zeros stored over holes leaves them holes"):
+    with Step("1 MiB of zeros stored over holes, nothing read or written"):
+        before = backend_rss(rig)
         q.b64write(rig.base + zero_off, bytes(zero_len))
         q.qmp("stop")
-        for ep in rig.topo.eps:
-            dpas = [dpa for ep2, dpa in
-                    (rig.topo.route(rig.base, off) for off in
-                     range(zero_off, zero_off + zero_len,
-                           rig.topo.min_granule()))
-                    if ep2 is ep]
-            lo, hi = min(dpas), max(dpas) + rig.topo.min_granule()
-            with open(ep.path, "rb") as f:
-                try:
-                    at = os.lseek(f.fileno(), ep.file_offset + lo,
-                                  os.SEEK_DATA)
-                except OSError:
-                    at = None
+        grown = {p: kib - before.get(p, 0)
+                 for p, kib in backend_rss(rig).items()}
+        # reading the holes under the zeros would make this much resident
+        limit = zero_len // 1024 // len(rig.topo.eps) // 2
+        check(all(kib < limit for kib in grown.values()),
+              "QEMU made %s KiB of the backend files resident for 1 MiB of "
+              "zeros over holes (%d KiB each if it read them)"
+              % (sorted(grown.values()), 2 * limit))
+        for ep, (lo, hi) in spans.items():
+            at = data_after(ep.path, ep.file_offset + lo)
             check(at is None or at >= ep.file_offset + hi,
                   "%s holds data at 0x%x, where the guest only wrote zeros"
                   % (ep.path, at or 0))

@@ -192,7 +192,7 @@ class Rig:
             for off in range(0, size, g):
                 ep, dpa = self.topo.route(self.base, off)
                 f = files[ep.name]
-                f.seek(dpa)
+                f.seek(ep.file_offset + dpa)
                 if f.read(g) != pattern(off, g, tag):
                     bad.append("window +0x%x -> %s DPA 0x%x" % (off, ep.name,
                                                                 dpa))
@@ -207,6 +207,7 @@ class Rig:
         h = hashlib.sha1()
         for ep in self.topo.eps:
             with open(ep.path, "rb") as f:
+                f.seek(ep.file_offset)
                 h.update(f.read(CHECK_BYTES))
         return h.hexdigest()
 
@@ -251,7 +252,7 @@ class Rig:
                 for i in range(8):
                     ep, dpa = self.topo.route(self.base, off + i)
                     with open(ep.path, "rb") as f:
-                        f.seek(dpa)
+                        f.seek(ep.file_offset + dpa)
                         check(f.read(1)[0] == data[i],
                               "byte +0x%x not at %s DPA 0x%x"
                               % (off + i, ep.name, dpa))

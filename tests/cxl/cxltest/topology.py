@@ -18,7 +18,10 @@ FILE_OFFSET = 16 << 20
 
 class EP:
     def __init__(self, name, path, file_offset=0):
-        """@file_offset: where DPA 0 is in the file at @path."""
+        """@file_offset: where DPA 0 is in the file at @path.  The Rig's
+        checks and routing-test's window_from_backends() and
+        backends_write() count it; scenarios that read the files
+        themselves assume 0."""
         self.name, self.path, self.file_offset = name, path, file_offset
 
 
