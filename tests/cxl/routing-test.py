@@ -1052,6 +1052,19 @@ def data_after(path, pos):
             return None
 
 
+def check_holes_not_read(rig, before, zeros, what):
+    """QEMU made less than half of what reading @zeros bytes of zeros
+    over the backends' holes would have made resident in their files,
+    since backend_rss() gave @before; @what was stored."""
+    grown = {p: kib - before.get(p, 0)
+             for p, kib in backend_rss(rig).items()}
+    limit = zeros // 1024 // len(rig.topo.eps) // 2
+    check(all(kib < limit for kib in grown.values()),
+          "QEMU made %s KiB of the backend files resident for %s over "
+          "holes (%d KiB each if it read the zeros)"
+          % (sorted(grown.values()), what, 2 * limit))
+
+
 def run_shadow_holes(rig, rng):
     """Shadow pages over holes of the backend files: the fill places
     zeros without reading the files, and the write-back of pages the guest
@@ -1074,15 +1087,8 @@ def run_shadow_holes(rig, rng):
               pattern, "the data are not in the backends as the decode "
               "puts them")
         # the reads above went through files, not QEMU's mappings
-        grown = {p: kib - before.get(p, 0)
-                 for p, kib in backend_rss(rig).items()}
-        # the zeros are 512 KiB of each device's file: reading them
-        # would make that much resident
-        limit = size // 1024 // len(rig.topo.eps) // 2
-        check(all(kib < limit for kib in grown.values()),
-              "QEMU made %s KiB of the backend files resident for 64 KiB of "
-              "data and 1 MiB of zeros (%d KiB each for the zeros)"
-              % (sorted(grown.values()), 2 * limit))
+        check_holes_not_read(rig, before, size,
+                             "64 KiB of data and 1 MiB of zeros")
         for ep in rig.topo.eps:
             lo = min(rig.topo.route(rig.base, off)[1]
                      for off in range(0, size, rig.topo.min_granule())
@@ -1132,14 +1138,7 @@ def run_shadow_holes_offset(rig, rng):
         before = backend_rss(rig)
         q.b64write(rig.base + zero_off, bytes(zero_len))
         q.qmp("stop")
-        grown = {p: kib - before.get(p, 0)
-                 for p, kib in backend_rss(rig).items()}
-        # reading the holes under the zeros would make this much resident
-        limit = zero_len // 1024 // len(rig.topo.eps) // 2
-        check(all(kib < limit for kib in grown.values()),
-              "QEMU made %s KiB of the backend files resident for 1 MiB of "
-              "zeros over holes (%d KiB each if it read them)"
-              % (sorted(grown.values()), 2 * limit))
+        check_holes_not_read(rig, before, zero_len, "1 MiB of zeros")
         for ep, (lo, hi) in spans.items():
             at = data_after(ep.path, ep.file_offset + lo)
             check(at is None or at >= ep.file_offset + hi,
