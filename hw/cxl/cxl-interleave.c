@@ -39,11 +39,13 @@
 #include "hw/cxl/cxl_interleave.h"
 #include "hw/cxl/cxl_shadow.h"
 #include "hw/pci/pci_bridge.h"
+#include "block/block.h"
+#include "hw/core/cpu.h"
 #include "hw/pci/pci_host.h"
 #include "trace.h"
 
 /* Pieces of one window that may be RAM at the same time */
-#define CXL_FMW_MAX_RAM_RANGES 8
+#define CXL_FMW_MAX_PIECES 8
 
 /*
  * Chunks probed to find the period: two periods of the largest pattern
@@ -54,12 +56,8 @@
 /* Random offsets checked per piece after the first and last periods */
 #define CXL_FMW_CHECK_SAMPLES 64
 
-/* How a piece of a window is served */
-typedef enum CXLFMWPieceKind {
-    CXL_FMW_PIECE_SECTIONS,    /* interleave sections, per-chunk translation */
-    CXL_FMW_PIECE_STITCHED,    /* one RAM region over the stitched mapping */
-    CXL_FMW_PIECE_SHADOW,      /* a write-back shadow (sub-page granules) */
-} CXLFMWPieceKind;
+/* How often retired route state is looked at until nothing holds it */
+#define CXL_FMW_RETIRE_POLL_MS 10
 
 /* The window's policy: the ram-route property */
 typedef enum CXLFMWRoutePolicy {
@@ -74,24 +72,34 @@ static const char *const cxl_fmw_route_names[] = {
     [CXL_FMW_ROUTE_MMIO] = "mmio",
 };
 
-typedef struct CXLFMWRamRange {
+/*
+ * A piece of a window: a range whose committed decoders form one
+ * interleave, and what serves it.  A piece is what it is (range,
+ * descriptor, route), not where it sits in the array: a routing pass
+ * keeps every piece it finds again, in its slot, with its region and
+ * its shadow, whatever happens to the others (docs/devel/cxl-interleave.rst).
+ */
+typedef struct CXLFMWPiece {
     hwaddr offset;             /* in the window */
     uint64_t size;
-    MemoryInterleave *il;      /* reference held */
-    CXLFMWPieceKind kind;
+    MemoryInterleave *il;      /* reference held; NULL: the slot is free */
+    MemoryInterleaveRoute route;   /* the route the policy chose */
     /* under KVM, sections: the stitched mapping KVM's slot will use */
     MemoryInterleaveHost *host;
-} CXLFMWRamRange;
+    /*
+     * What serves it: the slot's sections region, a stitched piece or a
+     * shadow; none of them where the route could not be made (the MMIO
+     * decode serves it, and the next pass does not try again).
+     */
+    bool sections;
+    struct CXLFMWStitched *stitched;
+    CXLFMWShadow *shadow;
+} CXLFMWPiece;
 
 struct CXLFMWRouting {
     MemoryRegion io;           /* the MMIO decode, whole window */
-    MemoryRegion ram[CXL_FMW_MAX_RAM_RANGES];
-    /* set: cur[i] is served by this RAM region over its stitched mapping */
-    struct CXLFMWStitched *stitched[CXL_FMW_MAX_RAM_RANGES];
-    /* set: cur[i] is served by this shadow */
-    CXLFMWShadow *shadow[CXL_FMW_MAX_RAM_RANGES];
-    CXLFMWRamRange cur[CXL_FMW_MAX_RAM_RANGES];
-    unsigned nb_cur;
+    MemoryRegion ram[CXL_FMW_MAX_PIECES];  /* per slot: interleave sections */
+    CXLFMWPiece piece[CXL_FMW_MAX_PIECES]; /* by slot */
     CXLFMWRoutePolicy policy;  /* ram-route property (x-ram: auto/mmio) */
     bool stitch;               /* x-stitched property */
     uint32_t shadow_period_ms; /* x-shadow-period-ms property */
@@ -301,9 +309,9 @@ static void cxl_fmw_warn_once(CXLFMWRouting *r, const char *what, Error *err)
  * on whole target pages; under KVM they also need the stitched mapping
  * (KVM's slot), which the shadow replaces where it cannot be built.
  */
-static bool cxl_fmw_piece_kind(CXLFMWRouting *r, MemoryInterleave *il,
-                               CXLFMWPieceKind *kind,
-                               MemoryInterleaveHost **host, Error **errp)
+static bool cxl_fmw_piece_route(CXLFMWRouting *r, MemoryInterleave *il,
+                                MemoryInterleaveRoute *route,
+                                MemoryInterleaveHost **host, Error **errp)
 {
     uint64_t page = qemu_target_page_size();
     bool paged = !(il->chunk % page);
@@ -323,8 +331,8 @@ static bool cxl_fmw_piece_kind(CXLFMWRouting *r, MemoryInterleave *il,
             *host = memory_interleave_host_get(il, &local_err);
         }
         if (!kvm_enabled() || r->stitch || *host) {
-            *kind = r->stitch ? CXL_FMW_PIECE_STITCHED
-                              : CXL_FMW_PIECE_SECTIONS;
+            *route = r->stitch ? MEMORY_INTERLEAVE_ROUTE_STITCHED
+                               : MEMORY_INTERLEAVE_ROUTE_SECTIONS;
             return true;
         }
         /* under KVM a window without a slot exits on every access */
@@ -334,26 +342,15 @@ static bool cxl_fmw_piece_kind(CXLFMWRouting *r, MemoryInterleave *il,
     } else if (r->policy == CXL_FMW_ROUTE_AUTO && paged) {
         return false;   /* a target no route may serve as RAM */
     }
-    *kind = CXL_FMW_PIECE_SHADOW;
+    *route = MEMORY_INTERLEAVE_ROUTE_SHADOW;
     return true;
 }
 
-static bool cxl_fmw_ranges_equal(const CXLFMWRamRange *a, unsigned na,
-                                 const CXLFMWRamRange *b, unsigned nb)
+/* Is @a the piece @b: same range, same descriptor, same route? */
+static bool cxl_fmw_piece_same(const CXLFMWPiece *a, const CXLFMWPiece *b)
 {
-    unsigned i;
-
-    if (na != nb) {
-        return false;
-    }
-    for (i = 0; i < na; i++) {
-        if (a[i].offset != b[i].offset || a[i].size != b[i].size ||
-            a[i].kind != b[i].kind ||
-            !memory_interleave_equal(a[i].il, b[i].il)) {
-            return false;
-        }
-    }
-    return true;
+    return a->offset == b->offset && a->size == b->size &&
+           a->route == b->route && memory_interleave_equal(a->il, b->il);
 }
 
 /*
@@ -361,33 +358,25 @@ static bool cxl_fmw_ranges_equal(const CXLFMWRamRange *a, unsigned na,
  * interleave's stitched host mapping (system/memory-interleave.h) instead of
  * the interleave's per-chunk translation: what KVM gets anyway, offered
  * to TCG so that the mapping can be exercised by a guest that runs.
- */
-/*
+ *
  * Writes through a stitched piece (vCPUs, device DMA, vhost, KVM's slot)
  * dirty the piece's own RAM block, which is not migrated (nothing
  * registers it); the bytes are the targets'.  The block logs the VGA
- * client for every writer (memory_region_set_log()), and at every
+ * client for every writer (memory_region_set_log()), and the pages
+ * written are marked dirty in the targets, page by page: at every
  * dirty-log sync (migration's, before it reads the targets' bitmaps;
- * after the accelerator's, whose bits it takes in) the pages written
- * since the last sync are marked dirty in the targets, page by page.
+ * after the accelerator's, whose bits it takes in), and when the piece
+ * is retired (cxl_fmw_retire()): once out of the map, and once more when
+ * the last holder of its region lets go.
  */
-static void cxl_fmw_stitched_log_sync(MemoryListener *listener,
-                                      MemoryRegionSection *section)
+static void cxl_fmw_stitched_hand_dirty(CXLFMWStitched *st, uint64_t off,
+                                        uint64_t end)
 {
-    CXLFMWStitched *st = (CXLFMWStitched *)
-        object_dynamic_cast(section->mr->owner, TYPE_CXL_FMW_STITCHED);
-    uint64_t page = qemu_target_page_size(), off, end, span;
-    const MemoryInterleave *il;
+    uint64_t page = qemu_target_page_size(), span;
+    const MemoryInterleave *il = memory_interleave_host_layout(st->host);
+    ram_addr_t base = memory_region_get_ram_addr(&st->mr);
     DirtyBitmapSnapshot *snap;
-    ram_addr_t base;
 
-    if (!st || section->mr != &st->mr) {
-        return;
-    }
-    il = memory_interleave_host_layout(st->host);
-    base = memory_region_get_ram_addr(&st->mr);
-    off = section->offset_within_region;
-    end = off + int128_get64(section->size);
     snap = physical_memory_snapshot_and_clear_dirty(&st->mr, off, end - off,
                                                     DIRTY_MEMORY_VGA);
     for (; off < end; off += span) {
@@ -412,9 +401,48 @@ static void cxl_fmw_stitched_log_sync(MemoryListener *listener,
     g_free(snap);
 }
 
+static void cxl_fmw_stitched_log_sync(MemoryListener *listener,
+                                      MemoryRegionSection *section)
+{
+    CXLFMWStitched *st = (CXLFMWStitched *)
+        object_dynamic_cast(section->mr->owner, TYPE_CXL_FMW_STITCHED);
+
+    if (st && section->mr == &st->mr) {
+        cxl_fmw_stitched_hand_dirty(st, section->offset_within_region,
+                                    section->offset_within_region +
+                                    int128_get64(section->size));
+    }
+}
+
+/* Retired route state (cxl_fmw_retire()) */
+typedef struct CXLFMWRetiree {
+    Object *obj;                /* reference held */
+    void (*flush)(Object *obj); /* hands its writes to the backends */
+} CXLFMWRetiree;
+
+static GPtrArray *cxl_retirees;     /* of CXLFMWRetiree */
+
+/*
+ * A stitched piece retired since the last sync is in no FlatView: its
+ * writes are handed on here, before migration reads the targets' bitmaps.
+ */
+static void cxl_fmw_stitched_after_sync(MemoryListener *listener)
+{
+    for (guint i = 0; cxl_retirees && i < cxl_retirees->len; i++) {
+        CXLFMWRetiree *rt = g_ptr_array_index(cxl_retirees, i);
+        CXLFMWStitched *st = (CXLFMWStitched *)
+            object_dynamic_cast(rt->obj, TYPE_CXL_FMW_STITCHED);
+
+        if (st) {
+            cxl_fmw_stitched_hand_dirty(st, 0, memory_region_size(&st->mr));
+        }
+    }
+}
+
 static MemoryListener cxl_fmw_stitched_listener = {
     .name = "cxl-fmw-stitched",
     .log_sync = cxl_fmw_stitched_log_sync,
+    .log_global_after_sync = cxl_fmw_stitched_after_sync,
     .priority = MEMORY_LISTENER_PRIORITY_ACCEL + 1,
 };
 
@@ -476,150 +504,256 @@ static void cxl_fmw_stitched_register_types(void)
 
 type_init(cxl_fmw_stitched_register_types)
 
-/* Drop what a piece holds. */
-static void cxl_fmw_range_release(CXLFMWRamRange *p)
+/*
+ * Route state a routing pass took out of a window (a shadow, a stitched
+ * piece), until nothing holds its region any more.  The retire protocol
+ * (docs/devel/cxl-interleave.rst, "Retiring a piece"): the region leaves
+ * the map; once no vCPU can use the old map and block I/O is drained,
+ * what was written through it is handed to the backends
+ * (cxl_fmw_retirees_flush()); and once more when the last holder of the
+ * region (a FlatView until RCU readers are done with it, an
+ * address_space_map() in flight, a MemoryRegionCache) lets go.  QOM
+ * tells nobody when an object is down to one reference, and its finalize
+ * comes too late (its RAM block goes first), so the holders are counted
+ * every CXL_FMW_RETIRE_POLL_MS: the reference held here is then the only
+ * one.
+ */
+static QEMUTimer *cxl_retire_timer;
+
+static void cxl_fmw_flush_shadow(Object *obj)
+{
+    cxl_fmw_shadow_flush(cxl_fmw_shadow_from_object(obj));
+}
+
+static void cxl_fmw_flush_stitched(Object *obj)
+{
+    CXLFMWStitched *st = CXL_FMW_STITCHED(obj);
+
+    cxl_fmw_stitched_hand_dirty(st, 0, memory_region_size(&st->mr));
+}
+
+static void cxl_fmw_retirees_poll(void *opaque)
+{
+    guint i = 0;
+
+    while (i < cxl_retirees->len) {
+        CXLFMWRetiree *rt = g_ptr_array_index(cxl_retirees, i);
+
+        if (qatomic_read(&rt->obj->ref) > 1) {
+            i++;
+            continue;
+        }
+        /* nothing but this list holds it: nothing can write it now */
+        g_ptr_array_remove_index(cxl_retirees, i);
+        rt->flush(rt->obj);     /* may drop the BQL: look again from 0 */
+        object_unref(rt->obj);
+        g_free(rt);
+        i = 0;
+    }
+    if (cxl_retirees->len) {
+        timer_mod(cxl_retire_timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                                    CXL_FMW_RETIRE_POLL_MS);
+    }
+}
+
+/* Take @obj, whose region just left a window, into the retirees. */
+static void cxl_fmw_retire(Object *obj, void (*flush)(Object *obj))
+{
+    CXLFMWRetiree *rt = g_new(CXLFMWRetiree, 1);
+
+    if (!cxl_retirees) {
+        cxl_retirees = g_ptr_array_new();
+        cxl_retire_timer = timer_new_ms(QEMU_CLOCK_REALTIME,
+                                        cxl_fmw_retirees_poll, NULL);
+    }
+    rt->obj = object_ref(obj);
+    rt->flush = flush;
+    object_unparent(obj);
+    g_ptr_array_add(cxl_retirees, rt);
+    timer_mod(cxl_retire_timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                                CXL_FMW_RETIRE_POLL_MS);
+}
+
+void cxl_fmws_retirees_flush(void)
+{
+    g_autoptr(GPtrArray) all = NULL;
+    guint i;
+
+    if (!cxl_retirees || !cxl_retirees->len) {
+        return;
+    }
+    /* a flush may drop the BQL: go through references of our own */
+    all = g_ptr_array_new_with_free_func((GDestroyNotify)object_unref);
+    for (i = 0; i < cxl_retirees->len; i++) {
+        CXLFMWRetiree *rt = g_ptr_array_index(cxl_retirees, i);
+
+        g_ptr_array_add(all, object_ref(rt->obj));
+    }
+    for (i = 0; i < all->len; i++) {
+        Object *obj = g_ptr_array_index(all, i);
+
+        if (object_dynamic_cast(obj, TYPE_CXL_FMW_STITCHED)) {
+            cxl_fmw_flush_stitched(obj);
+        } else {
+            cxl_fmw_flush_shadow(obj);
+        }
+    }
+}
+
+/* Drop what a piece holds: the slot is free. */
+static void cxl_fmw_piece_release(CXLFMWPiece *p)
 {
     memory_interleave_host_unref(p->host);
     memory_interleave_unref(p->il);
-    p->host = NULL;
-    p->il = NULL;
-}
-
-/* Take RAM piece @i of @fw out of it; inside a transaction. */
-static void cxl_fmw_unmap_piece(CXLFixedWindow *fw, unsigned i)
-{
-    CXLFMWRouting *r = fw->routing;
-
-    if (r->stitched[i]) {
-        /* freed once the last FlatView or mapping lets go of it */
-        memory_region_del_subregion(&fw->mr, &r->stitched[i]->mr);
-        object_unparent(OBJECT(r->stitched[i]));
-        r->stitched[i] = NULL;
-    } else if (r->shadow[i]) {
-        /* written back to the devices first */
-        memory_region_del_subregion(&fw->mr,
-                                    cxl_fmw_shadow_region(r->shadow[i]));
-        cxl_fmw_shadow_retire(r->shadow[i]);
-        r->shadow[i] = NULL;
-    } else if (r->ram[i].container) {
-        memory_region_del_subregion(&fw->mr, &r->ram[i]);
-        memory_region_set_interleave(&r->ram[i], NULL);
-    }
-    cxl_fmw_range_release(&r->cur[i]);
-    trace_cxl_fmw_ram_unmap(fw->index, r->cur[i].offset, r->cur[i].size);
-}
-
-static void cxl_fmw_unmap_pieces(CXLFixedWindow *fw)
-{
-    CXLFMWRouting *r = fw->routing;
-    unsigned i;
-
-    for (i = 0; i < r->nb_cur; i++) {
-        cxl_fmw_unmap_piece(fw, i);
-    }
-    r->nb_cur = 0;
+    *p = (CXLFMWPiece) {};
 }
 
 /*
- * Serve piece @p of @fw as its kind says.  A shadow that cannot be made
- * leaves the piece on the MMIO decode.  The piece is still recorded with
- * its kind, so that the next routing update, finding the same layout,
- * keeps it as it is rather than trying again.
+ * Take the piece in slot @s of @fw out of it, inside a transaction.
+ * Returns whether route state was retired (cxl_fmw_retire()).
  */
-static void cxl_fmw_map_piece(CXLFixedWindow *fw, unsigned i,
-                              const CXLFMWRamRange *p)
+static bool cxl_fmw_unmap_piece(CXLFixedWindow *fw, unsigned s)
 {
     CXLFMWRouting *r = fw->routing;
+    CXLFMWPiece *p = &r->piece[s];
+    bool retired = false;
+
+    if (p->stitched) {
+        memory_region_del_subregion(&fw->mr, &p->stitched->mr);
+        cxl_fmw_retire(OBJECT(p->stitched), cxl_fmw_flush_stitched);
+        retired = true;
+    } else if (p->shadow) {
+        memory_region_del_subregion(&fw->mr,
+                                    cxl_fmw_shadow_region(p->shadow));
+        cxl_fmw_shadow_retire(p->shadow);
+        cxl_fmw_retire(OBJECT(p->shadow), cxl_fmw_flush_shadow);
+        retired = true;
+    } else if (p->sections) {
+        memory_region_del_subregion(&fw->mr, &r->ram[s]);
+        memory_region_set_interleave(&r->ram[s], NULL);
+    }
+    trace_cxl_fmw_ram_unmap(fw->index, p->offset, p->size);
+    cxl_fmw_piece_release(p);
+    return retired;
+}
+
+/*
+ * Serve piece @p of @fw from slot @s as its route says, inside a
+ * transaction; @p moves into the slot.  A shadow that cannot be made
+ * leaves the piece on the MMIO decode, recorded with its route, so that
+ * the next pass, finding the same piece, keeps it as it is rather than
+ * trying again.  A stitched piece that cannot be made is served by
+ * interleave sections, and recorded so.
+ */
+static void cxl_fmw_map_piece(CXLFixedWindow *fw, unsigned s, CXLFMWPiece *p)
+{
+    CXLFMWRouting *r = fw->routing;
+    CXLFMWPiece *slot = &r->piece[s];
     Error *err = NULL;
 
-    switch (p->kind) {
-    case CXL_FMW_PIECE_SHADOW:
-        r->shadow[i] = cxl_fmw_shadow_new(OBJECT(fw), i, p->il,
+    *slot = *p;
+    *p = (CXLFMWPiece) {};
+    trace_cxl_fmw_ram_map(fw->index, slot->offset, slot->size,
+                          slot->il->nb_entries, slot->il->chunk);
+    switch (slot->route) {
+    case MEMORY_INTERLEAVE_ROUTE_SHADOW:
+        slot->shadow = cxl_fmw_shadow_new(OBJECT(fw), s, slot->il,
                                           r->shadow_period_ms, &err);
-        if (!r->shadow[i]) {
-            trace_cxl_fmw_mmio(fw->index, p->offset, p->size,
+        if (!slot->shadow) {
+            trace_cxl_fmw_mmio(fw->index, slot->offset, slot->size,
                                error_get_pretty(err));
             cxl_fmw_warn_once(r, "no write-back shadow, the MMIO decode "
                               "serves the piece", err);
             return;
         }
         memory_region_add_subregion_overlap(
-            &fw->mr, p->offset, cxl_fmw_shadow_region(r->shadow[i]), 1);
+            &fw->mr, slot->offset, cxl_fmw_shadow_region(slot->shadow), 1);
         return;
-    case CXL_FMW_PIECE_STITCHED:
-        r->stitched[i] = cxl_fmw_stitched_new(fw, i, p->il);
-        if (r->stitched[i]) {
-            memory_region_add_subregion_overlap(&fw->mr, p->offset,
-                                                &r->stitched[i]->mr, 1);
+    case MEMORY_INTERLEAVE_ROUTE_STITCHED:
+        slot->stitched = cxl_fmw_stitched_new(fw, s, slot->il);
+        if (slot->stitched) {
+            memory_region_add_subregion_overlap(&fw->mr, slot->offset,
+                                                &slot->stitched->mr, 1);
             return;
         }
         /* warned; interleave sections then, as before */
+        slot->route = MEMORY_INTERLEAVE_ROUTE_SECTIONS;
         /* fall through */
-    case CXL_FMW_PIECE_SECTIONS:
-        memory_region_set_size(&r->ram[i], p->size);
-        memory_region_set_interleave(&r->ram[i], p->il);
-        memory_region_add_subregion_overlap(&fw->mr, p->offset, &r->ram[i],
-                                            1);
+    case MEMORY_INTERLEAVE_ROUTE_SECTIONS:
+        memory_region_set_size(&r->ram[s], slot->size);
+        memory_region_set_interleave(&r->ram[s], slot->il);
+        memory_region_add_subregion_overlap(&fw->mr, slot->offset,
+                                            &r->ram[s], 1);
+        slot->sections = true;
         return;
     }
 }
 
-/* Route window @fw given the sorted committed decoder boundaries @cuts. */
-static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
+/* What one routing pass does to one window */
+typedef struct CXLFMWPlan {
+    CXLFixedWindow *fw;
+    CXLFMWPiece next[CXL_FMW_MAX_PIECES];   /* the pieces the decode gives */
+    unsigned nb_next;
+    bool found[CXL_FMW_MAX_PIECES];     /* next[i] is a piece already there */
+    bool stays[CXL_FMW_MAX_PIECES];     /* slot s holds one of next[] */
+} CXLFMWPlan;
+
+/*
+ * The pieces of window @fw given the sorted committed decoder boundaries
+ * @cuts, into @plan; and which of them are there already.
+ */
+static void cxl_fmw_plan(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone,
+                         CXLFMWPlan *plan)
 {
     CXLFMWRouting *r = fw->routing;
-    CXLFMWRamRange next[CXL_FMW_MAX_RAM_RANGES] = {};
-    unsigned nb_next = 0, i;
     hwaddr end = fw->base + fw->size, from = fw->base;
+    unsigned i, s;
 
-    if (!r) {
-        return;
-    }
-    if (r->rebuild) {
-        /* a new policy or way of serving: every piece is made anew */
-        memory_region_transaction_begin();
-        cxl_fmw_unmap_pieces(fw);
-        memory_region_transaction_commit();
-        r->rebuild = false;
-    }
+    plan->fw = fw;
     if (r->policy != CXL_FMW_ROUTE_MMIO && fw->num_targets &&
         fw->target_hbs[0]) {
         for (i = 0; i <= cuts->len; i++) {
             hwaddr to = i < cuts->len ? g_array_index(cuts, hwaddr, i) : end;
+            CXLFMWPiece *n = &plan->next[plan->nb_next];
+            const CXLFMWPiece *was = NULL;
             Error *err = NULL;
-            MemoryInterleaveHost *host = NULL;
             MemoryInterleave *il;
-            CXLFMWPieceKind kind;
 
             if (to <= from) {
                 continue;
             }
             to = MIN(to, end);
             il = cxl_fmw_derive(fw, from - fw->base, to - from, gone, &err);
-            if (il && nb_next == CXL_FMW_MAX_RAM_RANGES) {
+            if (il && plan->nb_next == CXL_FMW_MAX_PIECES) {
                 memory_interleave_unref(il);
                 il = NULL;
                 error_setg(&err, "too many decoded pieces in one window");
             }
-            if (il && nb_next < r->nb_cur &&
-                r->cur[nb_next].offset == from - fw->base &&
-                r->cur[nb_next].size == to - from &&
-                memory_interleave_equal(r->cur[nb_next].il, il)) {
+            for (s = 0; il && !r->rebuild && s < CXL_FMW_MAX_PIECES; s++) {
+                const CXLFMWPiece *p = &r->piece[s];
+
+                if (p->il && p->offset == from - fw->base &&
+                    p->size == to - from && memory_interleave_equal(p->il,
+                                                                     il)) {
+                    was = p;
+                }
+            }
+            *n = (CXLFMWPiece) {
+                .offset = from - fw->base, .size = to - from, .il = il,
+            };
+            if (was) {
                 /*
-                 * As it was: so is its kind (deciding again would stitch
+                 * As it was: so is its route (deciding again would stitch
                  * the window anew under KVM, on every register write)
                  */
-                kind = r->cur[nb_next].kind;
-            } else if (il && !cxl_fmw_piece_kind(r, il, &kind, &host,
-                                                 &err)) {
+                n->route = was->route;
+            } else if (il && !cxl_fmw_piece_route(r, il, &n->route, &n->host,
+                                                  &err)) {
                 memory_interleave_unref(il);
-                il = NULL;
+                n->il = il = NULL;
             }
             if (il) {
-                next[nb_next++] = (CXLFMWRamRange) {
-                    .offset = from - fw->base, .size = to - from, .il = il,
-                    .kind = kind, .host = host,
-                };
+                plan->nb_next++;
             } else {
                 trace_cxl_fmw_mmio(fw->index, from - fw->base, to - from,
                                    error_get_pretty(err));
@@ -631,39 +765,109 @@ static void cxl_fmw_route(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone)
             }
         }
     }
+    r->rebuild = false;
 
-    if (cxl_fmw_ranges_equal(r->cur, r->nb_cur, next, nb_next)) {
-        for (i = 0; i < nb_next; i++) {
-            cxl_fmw_range_release(&next[i]);
+    /* a piece found again stays in its slot, whatever the others do */
+    for (i = 0; i < plan->nb_next; i++) {
+        for (s = 0; s < CXL_FMW_MAX_PIECES; s++) {
+            if (r->piece[s].il && !plan->stays[s] &&
+                cxl_fmw_piece_same(&r->piece[s], &plan->next[i])) {
+                plan->found[i] = plan->stays[s] = true;
+                break;
+            }
         }
+    }
+}
+
+/*
+ * Are all vCPUs kept from running by someone else (a stopped VM, a
+ * reset, an incoming migration)?  Else pause them: a shadow's last
+ * write-back must see every vCPU write to it, and no vCPU write through
+ * the next route may land between that write-back's compare and its
+ * copy.  From a vCPU thread (the guest's decoder store) the vCPU pauses
+ * itself; it stops at the end of its translation block.
+ */
+static bool cxl_fmw_pause_vcpus(void)
+{
+    CPUState *cpu;
+
+    if (!runstate_is_running()) {
+        return false;
+    }
+    CPU_FOREACH(cpu) {
+        if (!cpu->stopped) {
+            pause_all_vcpus();
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Apply the routing passes' @plans: retire what went, map what came. */
+static void cxl_fmws_apply(CXLFMWPlan *plans, unsigned n)
+{
+    bool changed = false, pause = false, paused, retired = false;
+    unsigned w, i, s;
+
+    for (w = 0; w < n; w++) {
+        CXLFMWRouting *r = plans[w].fw->routing;
+
+        for (s = 0; s < CXL_FMW_MAX_PIECES; s++) {
+            if (r->piece[s].il && !plans[w].stays[s]) {
+                changed = true;
+                pause |= !!r->piece[s].shadow;
+            }
+        }
+        for (i = 0; i < plans[w].nb_next; i++) {
+            changed |= !plans[w].found[i];
+        }
+    }
+    if (!changed) {
         return;
     }
 
-    /*
-     * A piece that stays as it was stays mapped: a shadow serving it goes
-     * on (tearing it down while vCPUs write would race their writes with
-     * its last write-back), and nothing is re-rendered for it.
-     */
+    paused = pause && cxl_fmw_pause_vcpus();
     memory_region_transaction_begin();
-    for (i = 0; i < r->nb_cur; i++) {
-        if (i >= nb_next || !cxl_fmw_ranges_equal(&r->cur[i], 1, &next[i],
-                                                  1)) {
-            cxl_fmw_unmap_piece(fw, i);
+    for (w = 0; w < n; w++) {
+        CXLFMWRouting *r = plans[w].fw->routing;
+
+        for (s = 0; s < CXL_FMW_MAX_PIECES; s++) {
+            if (r->piece[s].il && !plans[w].stays[s]) {
+                retired |= cxl_fmw_unmap_piece(plans[w].fw, s);
+            }
         }
     }
-    for (i = 0; i < nb_next; i++) {
-        if (r->cur[i].il && i < r->nb_cur) {
-            cxl_fmw_range_release(&next[i]);   /* kept as it was */
-            continue;
-        }
-        /* the kind asked for: what the next update compares with */
-        r->cur[i] = next[i];
-        cxl_fmw_map_piece(fw, i, &next[i]);
-        trace_cxl_fmw_ram_map(fw->index, next[i].offset, next[i].size,
-                              next[i].il->nb_entries, next[i].il->chunk);
+    if (retired) {
+        /*
+         * Out of the map first: once every vCPU has left it (the
+         * write-back waits for each to pass the flush this commit queued)
+         * and block requests are done, what they wrote goes to the
+         * backends, before any new route over the same bytes is made
+         * and filled from them.
+         */
+        memory_region_transaction_commit();
+        bdrv_drain_all();
+        cxl_fmws_retirees_flush();
+        memory_region_transaction_begin();
     }
-    r->nb_cur = nb_next;
+    for (w = 0; w < n; w++) {
+        CXLFMWRouting *r = plans[w].fw->routing;
+
+        for (i = 0; i < plans[w].nb_next; i++) {
+            if (plans[w].found[i]) {
+                continue;
+            }
+            /* a slot is free: at most CXL_FMW_MAX_PIECES are planned */
+            for (s = 0; r->piece[s].il; s++) {
+                assert(s + 1 < CXL_FMW_MAX_PIECES);
+            }
+            cxl_fmw_map_piece(plans[w].fw, s, &plans[w].next[i]);
+        }
+    }
     memory_region_transaction_commit();
+    if (paused) {
+        resume_all_vcpus();
+    }
 }
 
 /* Append the boundaries of @cs's committed HDM decoders to @cuts. */
@@ -725,78 +929,81 @@ static gint cxl_fmw_cmp_hwaddr(gconstpointer a, gconstpointer b)
 }
 
 /*
- * A routing pass may wait for vCPUs with the BQL dropped: the final
- * write-back of a shadow it retires waits for every vCPU to leave its
- * translation block (memory_region_snapshot_and_clear_dirty()), and so
- * does any write-back at a sync point (VM stop, a media operation).  Another
- * thread may then take the BQL and change the decode (a vCPU's decoder
- * commit, a media operation's completion).  Its update is neither run
- * inside the pass or write-back (which hold state it would change: the
- * pieces, the list of shadows being written back) nor dropped: it is
- * remembered, and run once the pass or the last write-back is over.  A
- * device being removed in between has left the bus by then: the later
- * pass does not find it.
+ * A routing pass may wait with the BQL dropped: for the vCPUs to pause,
+ * for a retired shadow's write-back (which waits for every vCPU to leave
+ * its translation block), for block I/O to drain; so does a write-back at
+ * a sync point (VM stop, a media operation).  Another thread may then
+ * take the BQL and change the decode (a vCPU's decoder commit, a media
+ * operation's completion).  Its update is neither run inside the pass or
+ * write-back (which hold state it would change: the pieces, the list of
+ * shadows being written back) nor dropped: a bottom half runs it once
+ * the pass or the last write-back is over.  A device being removed in
+ * between has left the bus by then: the later pass does not find it.
  */
 static bool cxl_routing_busy, cxl_routing_pending;
+static QEMUBH *cxl_routing_bh;
+
+static void cxl_fmws_routing_bh(void *opaque)
+{
+    cxl_fmws_update_routing(NULL);
+}
 
 void cxl_fmws_update_routing(PCIDevice *gone)
 {
     g_autoptr(GArray) cuts = NULL;
+    g_autofree CXLFMWPlan *plans = NULL;
     GSList *windows, *it;
+    unsigned n, w;
 
     if (cxl_routing_busy || cxl_fmws_shadows_syncing()) {
         cxl_routing_pending = true;
         trace_cxl_fmw_routing_deferred();
         return;
     }
-    do {
-        cxl_routing_pending = false;
-        windows = cxl_fmws_get_all_sorted();
-        if (!windows) {
-            return;
+    windows = cxl_fmws_get_all_sorted();
+    if (!windows) {
+        return;
+    }
+    cxl_routing_busy = true;
+    cuts = g_array_new(false, false, sizeof(hwaddr));
+    object_child_foreach_recursive(object_get_root(), cxl_fmw_collect, cuts);
+    g_array_sort(cuts, cxl_fmw_cmp_hwaddr);
+    n = g_slist_length(windows);
+    plans = g_new0(CXLFMWPlan, n);
+    for (it = windows, w = 0; it; it = it->next, w++) {
+        cxl_fmw_plan(CXL_FMW(it->data), cuts, gone, &plans[w]);
+    }
+    cxl_fmws_apply(plans, n);
+    for (w = 0; w < n; w++) {
+        for (unsigned i = 0; i < plans[w].nb_next; i++) {
+            cxl_fmw_piece_release(&plans[w].next[i]);   /* kept as it was */
         }
-        cxl_routing_busy = true;
-        cuts = g_array_new(false, false, sizeof(hwaddr));
-        object_child_foreach_recursive(object_get_root(), cxl_fmw_collect,
-                                       cuts);
-        g_array_sort(cuts, cxl_fmw_cmp_hwaddr);
-        for (it = windows; it; it = it->next) {
-            cxl_fmw_route(CXL_FMW(it->data), cuts, gone);
-        }
-        g_slist_free(windows);
-        g_clear_pointer(&cuts, g_array_unref);
-        cxl_routing_busy = false;
-        /* @gone is still on the bus until we return: keep leaving it out */
-        /* a write-back elsewhere still waits: it runs the next pass */
-    } while (cxl_routing_pending && !cxl_fmws_shadows_syncing());
+    }
+    g_slist_free(windows);
+    cxl_routing_busy = false;
+    cxl_fmws_routing_resume();
 }
 
 void cxl_fmws_routing_resume(void)
 {
     if (cxl_routing_pending && !cxl_routing_busy &&
         !cxl_fmws_shadows_syncing()) {
-        cxl_fmws_update_routing(NULL);
+        cxl_routing_pending = false;
+        if (!cxl_routing_bh) {
+            cxl_routing_bh = qemu_bh_new(cxl_fmws_routing_bh, NULL);
+        }
+        qemu_bh_schedule(cxl_routing_bh);
     }
 }
 
 /*
- * A new policy or way of serving: the pieces are made anew.  The guest
- * did not ask for it and may be writing: its vCPUs are paused, so that
- * the last write-back of a shadow sees every write.
+ * A new policy or way of serving: the pieces are made anew, through the
+ * retire protocol (cxl_fmws_apply() pauses the vCPUs for it).
  */
 static void cxl_fmw_reroute(CXLFixedWindow *fw)
 {
-    bool running = runstate_is_running();
-
-    if (running) {
-        pause_all_vcpus();
-    }
-    /* in a routing pass, which may be deferred (cxl_fmws_update_routing) */
     fw->routing->rebuild = true;
     cxl_fmws_update_routing(NULL);
-    if (running) {
-        resume_all_vcpus();
-    }
 }
 
 static char *cxl_fmw_get_route(Object *obj, Error **errp)
@@ -857,7 +1064,7 @@ void cxl_fmw_init_memory(CXLFixedWindow *fw, const MemoryRegionOps *ops)
     memory_region_init_io(&r->io, OBJECT(fw), ops, fw,
                           "cxl-fixed-memory-region.mmio", fw->size);
     memory_region_add_subregion(&fw->mr, 0, &r->io);
-    for (i = 0; i < CXL_FMW_MAX_RAM_RANGES; i++) {
+    for (i = 0; i < CXL_FMW_MAX_PIECES; i++) {
         g_autofree char *name =
             g_strdup_printf("cxl-fixed-memory-region.ram%u", i);
 

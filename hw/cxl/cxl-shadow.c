@@ -180,6 +180,8 @@ struct CXLFMWShadow {
     QemuThread thread;
     uint8_t *bounce;            /* the fill thread's CXL_SHADOW_FILL_PAGES */
     uint32_t fill_delay_ms;     /* x-fill-delay-ms: tests widen races */
+    uint32_t fill_fail;         /* x-fill-fail: placements to fail (tests) */
+    uint64_t fill_errors;       /* placements that failed */
     uint32_t fill_ahead;        /* x-fill-ahead-pages */
     uint32_t fill_epoch;        /* under @fill_lock: invalidations so far */
     /* fill thread only: pages to fill ahead, for invalidation @ahead_epoch */
@@ -220,14 +222,33 @@ static void cxl_shadow_gather(CXLFMWShadow *sh, uint8_t *buf, uint64_t off,
     memory_interleave_gather(sh->il, off, len, buf, sh->target_host);
 }
 
+/* What a write-back wrote: bytes, and the runs if asked for */
+typedef struct CXLShadowWritten {
+    uint64_t bytes;
+    GArray *runs;               /* NULL, or of CXLShadowRun */
+} CXLShadowWritten;
+
+typedef struct CXLShadowRun {
+    MemoryRegion *target;
+    uint64_t offset, len;
+} CXLShadowRun;
+
 static void cxl_shadow_written(const MemoryInterleave *il, unsigned e,
                                uint64_t target_offset, uint64_t len,
                                void *opaque)
 {
-    uint64_t *written = opaque;
+    CXLShadowWritten *w = opaque;
 
     memory_region_set_dirty(il->entries[e].target, target_offset, len);
-    *written += len;
+    w->bytes += len;
+    if (w->runs) {
+        CXLShadowRun run = {
+            .target = il->entries[e].target, .offset = target_offset,
+            .len = len,
+        };
+
+        g_array_append_val(w->runs, run);
+    }
 }
 
 /*
@@ -242,11 +263,13 @@ static void cxl_shadow_written(const MemoryInterleave *il, unsigned e,
  * (the TCG listener's log_global_after_sync), so such a store has been
  * filled and made by now, and the page is copied.
  */
-static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap)
+static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap,
+                                  GArray *runs)
 {
     uint64_t size = sh->il->size, span = sh->page * CXL_SHADOW_SCAN_PAGES;
     DECLARE_BITMAP(pages, CXL_SHADOW_SCAN_PAGES);
-    uint64_t off, copied = 0, written = 0;
+    CXLShadowWritten written = { .runs = runs };
+    uint64_t off, copied = 0;
 
     for (off = 0; off < size; off += span) {
         uint64_t n = MIN(span, size - off) / sh->page, i;
@@ -288,7 +311,7 @@ static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap)
     }
     if (copied) {
         trace_cxl_shadow_writeback(memory_region_name(&sh->mr), copied,
-                                   written);
+                                   written.bytes);
     }
 }
 
@@ -307,7 +330,7 @@ static void cxl_shadow_writeback(CXLFMWShadow *sh)
     qemu_event_wait(&sh->wb_idle);
     snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
                                                   DIRTY_MEMORY_VGA);
-    cxl_shadow_copy_dirty(sh, snap);
+    cxl_shadow_copy_dirty(sh, snap, NULL);
     g_free(snap);
     cxl_shadows_sync_end();
 }
@@ -327,7 +350,7 @@ static void *cxl_shadow_writer_thread(void *opaque)
             continue;
         }
         qemu_mutex_unlock(&sh->wb_lock);
-        cxl_shadow_copy_dirty(sh, snap);
+        cxl_shadow_copy_dirty(sh, snap, NULL);
         g_free(snap);
         qemu_mutex_lock(&sh->wb_lock);
         sh->wb_snap = NULL;
@@ -336,6 +359,22 @@ static void *cxl_shadow_writer_thread(void *opaque)
     qemu_mutex_unlock(&sh->wb_lock);
     rcu_unregister_thread();
     return NULL;
+}
+
+/*
+ * Gather every filled page from the backends again, in place, where its
+ * pages cannot be dropped.  Under @fill_lock, with no vCPU running.
+ */
+static void cxl_shadow_regather_filled(CXLFMWShadow *sh)
+{
+    uint64_t pages = sh->il->size / sh->page, p;
+
+    for (p = find_first_bit(sh->filled, pages); p < pages;
+         p = find_next_bit(sh->filled, pages, p + 1)) {
+        cxl_shadow_gather(sh, sh->host + p * sh->page, p * sh->page,
+                          sh->page);
+        clear_bit_atomic(p, sh->zero);
+    }
 }
 
 /*
@@ -351,9 +390,13 @@ static void cxl_shadow_invalidate(CXLFMWShadow *sh)
     if (sh->uffd >= 0) {
         /* anonymous memory: the pages are gone, the next touch faults */
         qemu_mutex_lock(&sh->fill_lock);
-        bitmap_zero(sh->filled, sh->il->size / sh->page);
-        bitmap_zero(sh->zero, sh->il->size / sh->page);
-        qemu_madvise(sh->host, sh->il->size, QEMU_MADV_DONTNEED);
+        if (!qemu_madvise(sh->host, sh->il->size, QEMU_MADV_DONTNEED)) {
+            bitmap_zero(sh->filled, sh->il->size / sh->page);
+            bitmap_zero(sh->zero, sh->il->size / sh->page);
+        } else {
+            /* the pages stay: what they hold is gathered again in place */
+            cxl_shadow_regather_filled(sh);
+        }
         /* and a read-ahead under way stops: its pages were dropped */
         qatomic_set(&sh->fill_epoch, sh->fill_epoch + 1);
         qemu_mutex_unlock(&sh->fill_lock);
@@ -409,41 +452,71 @@ static void cxl_shadow_tick(void *opaque)
 }
 
 /*
+ * The live shadows, each referenced: a write-back drops the BQL, and a
+ * routing pass already under way may retire a shadow meanwhile.
+ */
+static GPtrArray *cxl_shadows_live(void)
+{
+    GPtrArray *all = g_ptr_array_new_with_free_func(
+        (GDestroyNotify)object_unref);
+    CXLFMWShadow *sh;
+
+    QLIST_FOREACH(sh, &cxl_shadows, link) {
+        g_ptr_array_add(all, object_ref(OBJECT(sh)));
+    }
+    return all;
+}
+
+/*
  * Sync points of the VM's run state.  Registered at the lowest priority:
  * on stop this runs after every device has stopped, on start before any
  * restarts.
  */
 static void cxl_shadow_vm_state(void *opaque, bool running, RunState state)
 {
-    CXLFMWShadow *sh;
+    g_autoptr(GPtrArray) live = NULL;
+    guint i;
 
-    if (QLIST_EMPTY(&cxl_shadows)) {
-        return;
-    }
     /* the list holds still: no routing pass runs until the end */
     cxl_shadows_sync_begin();
-    if (running) {
-        /* on start, before the vCPUs and devices run again */
-        QLIST_FOREACH(sh, &cxl_shadows, link) {
-            cxl_shadow_invalidate(sh);
-        }
-    } else {
+    live = cxl_shadows_live();
+    if (!running) {
         /* DMA still in flight may land in a shadow: let it, then copy */
         bdrv_drain_all();
-        QLIST_FOREACH(sh, &cxl_shadows, link) {
+    }
+    for (i = 0; i < live->len; i++) {
+        CXLFMWShadow *sh = g_ptr_array_index(live, i);
+
+        if (!sh->live) {
+            continue;       /* retired meanwhile: flushed as such */
+        }
+        if (running) {
+            /* on start, before the vCPUs and devices run again */
+            cxl_shadow_invalidate(sh);
+        } else {
             cxl_shadow_writeback(sh);
         }
+    }
+    if (!running) {
+        /* and what devices wrote through mappings of retired shadows */
+        cxl_fmws_retirees_flush();
     }
     cxl_shadows_sync_end();
 }
 
 void cxl_fmws_shadows_sync(void)
 {
-    CXLFMWShadow *sh;
+    g_autoptr(GPtrArray) live = NULL;
+    guint i;
 
     cxl_shadows_sync_begin();
-    QLIST_FOREACH(sh, &cxl_shadows, link) {
-        cxl_shadow_writeback(sh);
+    live = cxl_shadows_live();
+    for (i = 0; i < live->len; i++) {
+        CXLFMWShadow *sh = g_ptr_array_index(live, i);
+
+        if (sh->live) {
+            cxl_shadow_writeback(sh);
+        }
     }
     cxl_shadows_sync_end();
 }
@@ -542,6 +615,11 @@ static int cxl_shadow_place(CXLFMWShadow *sh, uint64_t off, uint64_t len,
 {
     uint64_t done = 0;
 
+    if (qatomic_read(&sh->fill_fail)) {
+        qatomic_dec(&sh->fill_fail);
+        *placed = 0;
+        return ENOMEM;
+    }
     while (done < len) {
         *placed = done;
         struct uffdio_copy copy = {
@@ -689,11 +767,22 @@ static uint64_t cxl_shadow_fill(CXLFMWShadow *sh, uint64_t first,
             clear_bit_atomic(first + i, sh->filled);
             clear_bit_atomic(first + i, sh->zero);
         }
-        error_report("CXL shadow %s: cannot fill 0x%" PRIx64 " bytes at "
-                     "0x%" PRIx64 ": %s", memory_region_name(&sh->mr),
-                     n * sh->page, off, strerror(err));
+        if (!sh->fill_errors++) {
+            error_report("CXL shadow %s: cannot fill 0x%" PRIx64 " bytes at "
+                         "0x%" PRIx64 ": %s; retrying",
+                         memory_region_name(&sh->mr), n * sh->page, off,
+                         strerror(err));
+        }
     }
     qemu_mutex_unlock(&sh->fill_lock);
+    if (err) {
+        /*
+         * Whoever waits there (a vCPU, a DMA) touches the pages again and
+         * faults anew: the fill is tried again, a little later.
+         */
+        g_usleep(1000);
+        uffd_wakeup(sh->uffd, sh->host + off + placed, n * sh->page - placed);
+    }
     trace_cxl_shadow_fill(memory_region_name(&sh->mr), off, n, hole);
     return first + n;
 }
@@ -881,7 +970,17 @@ CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
     qemu_madvise(sh->host, il->size, QEMU_MADV_NOHUGEPAGE);
     sh->filled = bitmap_new(il->size / sh->page);
     sh->zero = bitmap_new(il->size / sh->page);
-    if (!cxl_shadow_start_lazy(sh, &lazy_err)) {
+    /*
+     * Locked memory (-overcommit mem-lock) is populated when it is mapped
+     * (or on first touch, with on-fault), and its pages cannot be dropped:
+     * no first touch would reach the fill, and no invalidation could drop
+     * what the shadow holds.  Such a shadow is filled when made.
+     */
+    if (qemu_madvise(sh->host, il->size, QEMU_MADV_DONTNEED)) {
+        error_setg(&lazy_err, "its pages cannot be dropped (locked memory, "
+                   "-overcommit mem-lock?)");
+    }
+    if (lazy_err || !cxl_shadow_start_lazy(sh, &lazy_err)) {
         warn_report_once("CXL shadows are filled when made, not on first "
                          "touch: %s", error_get_pretty(lazy_err));
         error_free(lazy_err);
@@ -917,15 +1016,103 @@ MemoryRegion *cxl_fmw_shadow_region(CXLFMWShadow *sh)
     return &sh->mr;
 }
 
+CXLFMWShadow *cxl_fmw_shadow_from_object(Object *obj)
+{
+    return CXL_FMW_SHADOW(obj);
+}
+
 void cxl_fmw_shadow_retire(CXLFMWShadow *sh)
 {
-    /* called with the region already out of the window, in a transaction */
-    cxl_shadow_writeback(sh);
+    /* out of the window: cxl_fmw_shadow_flush() writes it back from now */
     timer_free(sh->timer);
     sh->timer = NULL;
     QLIST_REMOVE(sh, link);
     sh->live = false;
-    object_unparent(OBJECT(sh));
+}
+
+/* Does live shadow @sh write to a target of @il? */
+static bool cxl_shadow_shares_target(CXLFMWShadow *sh,
+                                     const MemoryInterleave *il)
+{
+    for (unsigned e = 0; e < sh->il->nb_entries; e++) {
+        for (unsigned f = 0; f < il->nb_entries; f++) {
+            if (sh->il->entries[e].target == il->entries[f].target) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+static gint cxl_shadow_run_cmp(gconstpointer a, gconstpointer b)
+{
+    const CXLShadowRun *x = a, *y = b;
+
+    if (x->target != y->target) {
+        return (uintptr_t)x->target < (uintptr_t)y->target ? -1 : 1;
+    }
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/*
+ * Write back what was written to retired shadow @sh since its last
+ * write-back: by vCPUs before they left the old map, by devices through
+ * a mapping or region cache they still held.  A live shadow that writes
+ * to the same backends writes back first and takes the bytes written
+ * here afterwards, as around a media operation, so that neither lands
+ * an older copy over the other's newer bytes.  Called with the BQL held;
+ * waits for the vCPUs with it dropped.
+ */
+void cxl_fmw_shadow_flush(CXLFMWShadow *sh)
+{
+    g_autoptr(GArray) runs = g_array_new(false, false, sizeof(CXLShadowRun));
+    g_autoptr(GPtrArray) live = NULL;
+    DirtyBitmapSnapshot *snap;
+    CXLFMWShadow *other;
+    guint i, n = 0;
+
+    assert(!sh->live);
+    cxl_shadows_sync_begin();
+    qemu_event_wait(&sh->wb_idle);
+    snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
+                                                  DIRTY_MEMORY_VGA);
+    if (memory_region_snapshot_get_dirty(&sh->mr, snap, 0, sh->il->size)) {
+        live = g_ptr_array_new_with_free_func((GDestroyNotify)object_unref);
+        QLIST_FOREACH(other, &cxl_shadows, link) {
+            if (cxl_shadow_shares_target(other, sh->il)) {
+                g_ptr_array_add(live, object_ref(OBJECT(other)));
+            }
+        }
+        for (i = 0; i < live->len; i++) {
+            other = g_ptr_array_index(live, i);
+            if (other->live) {
+                cxl_shadow_writeback(other);
+            }
+        }
+        cxl_shadow_copy_dirty(sh, snap, live->len ? runs : NULL);
+    }
+    g_free(snap);
+
+    /* into the live shadows: each run once, adjacent runs together */
+    g_array_sort(runs, cxl_shadow_run_cmp);
+    for (i = 0; i < runs->len; i++) {
+        CXLShadowRun *run = &g_array_index(runs, CXLShadowRun, i);
+        CXLShadowRun *last = n ? &g_array_index(runs, CXLShadowRun, n - 1)
+                               : NULL;
+
+        if (last && last->target == run->target &&
+            last->offset + last->len >= run->offset) {
+            last->len = MAX(last->len, run->offset + run->len - last->offset);
+        } else {
+            g_array_index(runs, CXLShadowRun, n++) = *run;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        CXLShadowRun *run = &g_array_index(runs, CXLShadowRun, i);
+
+        cxl_fmws_shadows_reload(run->target, run->offset, run->len);
+    }
+    cxl_shadows_sync_end();
 }
 
 static bool cxl_fmw_shadow_get_lazy(Object *obj, Error **errp)
@@ -942,6 +1129,31 @@ static void cxl_fmw_shadow_get_filled(Object *obj, Visitor *v,
                                            sh->il->size / sh->page) : 0;
 
     visit_type_uint64(v, name, &n, errp);
+}
+
+static void cxl_fmw_shadow_get_period(Object *obj, Visitor *v,
+                                      const char *name, void *opaque,
+                                      Error **errp)
+{
+    visit_type_uint32(v, name, &CXL_FMW_SHADOW(obj)->period_ms, errp);
+}
+
+/* A new period counts from now, not from the tick already scheduled. */
+static void cxl_fmw_shadow_set_period(Object *obj, Visitor *v,
+                                      const char *name, void *opaque,
+                                      Error **errp)
+{
+    CXLFMWShadow *sh = CXL_FMW_SHADOW(obj);
+    uint32_t value;
+
+    if (!visit_type_uint32(v, name, &value, errp)) {
+        return;
+    }
+    sh->period_ms = value;
+    if (sh->timer) {
+        timer_mod(sh->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                             MAX(value, 1));
+    }
 }
 
 static void cxl_fmw_shadow_init(Object *obj)
@@ -969,11 +1181,17 @@ static void cxl_fmw_shadow_init(Object *obj)
         "Pages filled ahead of a guest that touches the shadow in address "
         "order (0: only the pages around each fault)");
     sh->period_ms = CXL_SHADOW_WRITEBACK_MS;
-    object_property_add_uint32_ptr(obj, "x-writeback-period-ms",
-                                   &sh->period_ms, OBJ_PROP_FLAG_READWRITE);
+    object_property_add(obj, "x-writeback-period-ms", "uint32",
+                        cxl_fmw_shadow_get_period, cxl_fmw_shadow_set_period,
+                        NULL, NULL);
     object_property_set_description(obj, "x-writeback-period-ms",
         "Period of the background write-back in milliseconds (at least 1): "
         "longer periods cost the guest less and delay the backends more");
+    object_property_add_uint32_ptr(obj, "x-fill-fail", &sh->fill_fail,
+                                   OBJ_PROP_FLAG_READWRITE);
+    object_property_set_description(obj, "x-fill-fail",
+        "Fail this many first-touch fills as if out of memory (tests: the "
+        "faulting thread must be woken and the fill tried again)");
     object_property_add_uint32_ptr(obj, "x-fill-delay-ms", &sh->fill_delay_ms,
                                    OBJ_PROP_FLAG_READWRITE);
     object_property_set_description(obj, "x-fill-delay-ms",

@@ -42,4 +42,11 @@ void cxl_fmws_update_routing(struct PCIDevice *gone);
  */
 void cxl_fmws_routing_resume(void);
 
+/*
+ * Hand what was written through every retired piece that something may
+ * still hold (an address_space_map() in flight) to the backends now: a
+ * sync point (VM stop).  Called with the BQL held.
+ */
+void cxl_fmws_retirees_flush(void);
+
 #endif

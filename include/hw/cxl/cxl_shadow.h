@@ -18,16 +18,19 @@ struct MemoryInterleave;
  * devices' backends and written back to them, in the background every
  * @period_ms (0: CXL_SHADOW_WRITEBACK_MS).  cxl_fmw_shadow_new()
  * makes it (a child of @owner) or says why not; the caller maps
- * cxl_fmw_shadow_region().  cxl_fmw_shadow_retire(), once the region is
- * out of the window, writes it back and lets it go (freed once nothing
- * maps it).
+ * cxl_fmw_shadow_region().  Retiring it (hw/cxl/cxl-interleave.c): once
+ * the region is out of the window, cxl_fmw_shadow_retire() ends its
+ * background write-back, and cxl_fmw_shadow_flush() writes back what
+ * was written to it since, each time the retire protocol says.
  */
 typedef struct CXLFMWShadow CXLFMWShadow;
 CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
                                  struct MemoryInterleave *il,
                                  uint32_t period_ms, Error **errp);
 MemoryRegion *cxl_fmw_shadow_region(CXLFMWShadow *sh);
+CXLFMWShadow *cxl_fmw_shadow_from_object(Object *obj);
 void cxl_fmw_shadow_retire(CXLFMWShadow *sh);
+void cxl_fmw_shadow_flush(CXLFMWShadow *sh);
 
 /*
  * A device operation that writes a device's media while the guest runs
