@@ -38,8 +38,9 @@ import zlib
 from cxltest import qtest as cq
 
 from cxltest import (DEV_SIZE, CHECK_BYTES, TARGET_PAGE, Failure, Runner, Step,
-                     MapCountAtLeast, Switch, Topology, Rig, check, pattern,
-                     pcie_cap)
+                     MapCountAtLeast, Switch, Topology, Rig, check, pattern)
+from cxltest.scenario import (WRITER_PARAMS, check_writer_buffer, mailbox_of,
+                              probe_bytes, q64, unplug_first, wait_writer)
 
 
 def expected_kind(t):
@@ -253,23 +254,6 @@ def run_inconsistent_levels(rig, rng):
     rig.set_ram(True)
 
 
-def unplug_first(rig):
-    """Unplug the type-3 device behind the first root port of the first
-    host bridge, answering the attention button as a guest would."""
-    q, gone = rig.q, rig.topo.eps[0]
-    q.qmp("device_del", id=gone.name)
-    # the guest's answer to the attention button: slot power off
-    hb_bus = 16
-    cap = pcie_cap(q, hb_bus, 0)
-    ctl = q.cfg_read32(hb_bus, 0, 0, cap + 0x18) & 0xffff
-    q.cfg_write32(hb_bus, 0, 0, cap + 0x18, ctl | 0x400 | 0x300)
-    deadline = time.time() + 10
-    while any(c["name"] == gone.name for c in
-              q.qmp("qom-list", path="/machine/peripheral")):
-        check(time.time() < deadline, "%s was not unplugged" % gone.name)
-        time.sleep(0.05)
-
-
 def run_hot_unplug(rig, rng):
     """A type-3 device unplugged from under a committed RAM window: the
     RAM route goes, its backend receives nothing more, the others keep
@@ -305,16 +289,6 @@ def run_hot_unplug(rig, rng):
         q.qmp("object-del", id="m0")
         rig.write_pattern(6, 1 << 20)
         rig.expect_served("mmio")
-
-
-def probe_bytes(addr, size, seed):
-    """What x-dma-probe-testdev writes or expects at [addr, addr + size)."""
-    lo = addr & ~7
-    words = pattern(lo, (addr + size - lo + 7) & ~7, 0)
-    raw = bytearray(words)
-    for i in range(7, len(raw), 8):
-        raw[i] ^= seed
-    return bytes(raw[addr - lo:addr - lo + size])
 
 
 def run_dma(rig, rng):
@@ -426,15 +400,6 @@ def hold_across_uncommit(rig, op, in_backends, addr, size, seed):
     rig.q.qmp("qom-set", path="/machine/peripheral/dma", property="op",
               value="hold-release")
     in_backends(addr, size, seed)
-
-
-def mailbox_of(q, ep):
-    """Where type-3 device @ep's mailbox registers are (info mtree -o)."""
-    m = re.search(r"^\s*([0-9a-f]+)-[0-9a-f]+ \([^)]*\): mailbox "
-                  r"owner:\{dev id=%s\}" % ep.name, q.hmp("info mtree -o"),
-                  re.M)
-    check(m, "no mailbox region for %s in info mtree -o" % ep.name)
-    return int(m.group(1), 16)
 
 
 def mailbox_command(q, mbox, opcode, payload):
@@ -855,12 +820,7 @@ def stitched_scenario(rig, rng):
 
 
 # The writer guest (tests/cxl/guest/writer-aarch64.S) on arm64 virt
-WRITER_PARAMS = 0x44000000
 WRITER_READY = 0x600df00d
-
-
-def q64(q, addr):
-    return struct.unpack("<Q", q.read(addr, 8))[0]
 
 
 def start_writer(rig, off, size, stride=8, passes=0):
@@ -874,34 +834,6 @@ def start_writer(rig, off, size, stride=8, passes=0):
     # a writer with a few passes to make may be done before we look:
     # count from 0 (written above), not from what it shows when we do
     wait_writer(rig, passes or 1, since=0)
-
-
-def wait_writer(rig, passes, secs=30, since=None):
-    """Until the writer has completed @passes more passes than @since
-    (None: than it has now)."""
-    q, deadline = rig.q, time.time() + secs
-    start = q64(q, WRITER_PARAMS + 0x10) if since is None else since
-    while q64(q, WRITER_PARAMS + 0x10) < start + passes:
-        check(not q64(q, WRITER_PARAMS + 0x20),
-              "the writer took an exception: ESR 0x%x FAR 0x%x" % (
-                  q64(q, WRITER_PARAMS + 0x20), q64(q, WRITER_PARAMS + 0x28)))
-        check(time.time() < deadline, "the writer made no progress")
-        time.sleep(0.01)
-
-
-def check_writer_buffer(data, what):
-    """The buffer as the writer leaves it at any instant: words of pass g
-    below some offset, of pass g - 1 above it (it writes in address
-    order), each word holding its own offset."""
-    words = struct.unpack("<%dQ" % (len(data) // 8), data)
-    top = words[0] >> 32
-    for i, w in enumerate(words):
-        o, g = w & 0xffffffff, w >> 32
-        if o != i * 8 or g not in (top, top - 1) or \
-                (i and g > words[i - 1] >> 32):
-            raise Failure("%s: word at +0x%x is 0x%x (pass %d writes its "
-                          "offset; passes %d then %d expected)"
-                          % (what, i * 8, w, top, top, top - 1))
 
 
 def window_from_backends(rig, size):

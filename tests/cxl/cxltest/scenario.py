@@ -1,0 +1,82 @@
+"""What scenarios share: the writer guest's parameter block and checks of
+what it leaves, and the guest-side operations on devices (hot unplug, the
+mailbox, the DMA probe's pattern)."""
+
+import re
+import struct
+import time
+
+from .rig import pcie_cap
+from .runner import Failure, check
+from .topology import pattern
+
+# The writer guest (tests/cxl/guest/writer-aarch64.S): its parameters
+WRITER_PARAMS = 0x44000000
+
+
+def q64(q, addr):
+    return struct.unpack("<Q", q.read(addr, 8))[0]
+
+
+def wait_writer(rig, passes, secs=30, since=None):
+    """Until the writer has completed @passes more passes than @since
+    (None: than it has now)."""
+    q, deadline = rig.q, time.time() + secs
+    start = q64(q, WRITER_PARAMS + 0x10) if since is None else since
+    while q64(q, WRITER_PARAMS + 0x10) < start + passes:
+        check(not q64(q, WRITER_PARAMS + 0x20),
+              "the writer took an exception: ESR 0x%x FAR 0x%x" % (
+                  q64(q, WRITER_PARAMS + 0x20), q64(q, WRITER_PARAMS + 0x28)))
+        check(time.time() < deadline, "the writer made no progress")
+        time.sleep(0.01)
+
+
+def check_writer_buffer(data, what):
+    """The buffer as the writer leaves it at any instant: words of pass g
+    below some offset, of pass g - 1 above it (it writes in address
+    order), each word holding its own offset."""
+    words = struct.unpack("<%dQ" % (len(data) // 8), data)
+    top = words[0] >> 32
+    for i, w in enumerate(words):
+        o, g = w & 0xffffffff, w >> 32
+        if o != i * 8 or g not in (top, top - 1) or \
+                (i and g > words[i - 1] >> 32):
+            raise Failure("%s: word at +0x%x is 0x%x (pass %d writes its "
+                          "offset; passes %d then %d expected)"
+                          % (what, i * 8, w, top, top, top - 1))
+
+
+def unplug_first(rig):
+    """Unplug the type-3 device behind the first root port of the first
+    host bridge, answering the attention button as a guest would."""
+    q, gone = rig.q, rig.topo.eps[0]
+    q.qmp("device_del", id=gone.name)
+    # the guest's answer to the attention button: slot power off
+    hb_bus = 16
+    cap = pcie_cap(q, hb_bus, 0)
+    ctl = q.cfg_read32(hb_bus, 0, 0, cap + 0x18) & 0xffff
+    q.cfg_write32(hb_bus, 0, 0, cap + 0x18, ctl | 0x400 | 0x300)
+    deadline = time.time() + 10
+    while any(c["name"] == gone.name for c in
+              q.qmp("qom-list", path="/machine/peripheral")):
+        check(time.time() < deadline, "%s was not unplugged" % gone.name)
+        time.sleep(0.05)
+
+
+def mailbox_of(q, ep):
+    """Where type-3 device @ep's mailbox registers are (info mtree -o)."""
+    m = re.search(r"^\s*([0-9a-f]+)-[0-9a-f]+ \([^)]*\): mailbox "
+                  r"owner:\{dev id=%s\}" % ep.name, q.hmp("info mtree -o"),
+                  re.M)
+    check(m, "no mailbox region for %s in info mtree -o" % ep.name)
+    return int(m.group(1), 16)
+
+
+def probe_bytes(addr, size, seed):
+    """What x-dma-probe-testdev writes or expects at [addr, addr + size)."""
+    lo = addr & ~7
+    words = pattern(lo, (addr + size - lo + 7) & ~7, 0)
+    raw = bytearray(words)
+    for i in range(7, len(raw), 8):
+        raw[i] ^= seed
+    return bytes(raw[addr - lo:addr - lo + size])

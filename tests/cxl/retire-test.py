@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""No write lost: route changes while the guest and devices write.
+
+A window of one host bridge with four root ports holds two regions at a
+sub-page granule (each served by a write-back shadow of its own): region
+A = ep0 + ep1 (host-bridge decoder 0), region B = ep2 + ep3 (decoder 1).
+The scenarios change routes under writes and prove, against an
+independent model of the decode, that every byte written is in the
+backend the decode names:
+
+  * a device of region A unplugged (or sanitized) while a guest writes
+    region B: B keeps its shadow, and every word of the guest's pass is in
+    ep2/ep3;
+  * a device holds an address_space_map() of region B across a route
+    change (ram-route, an unplug or a sanitize in region A), then fills
+    and unmaps it: the bytes are in the window and in the files;
+  * -overcommit mem-lock=on and =on-fault: the window reads the files,
+    and what the guest writes reaches them, before and after stop/cont;
+  * a shadow's write-back period takes effect when it is set;
+  * a first-touch fill that fails is tried again, and the thread that
+    faulted is not left asleep;
+  * churn: a guest writes region B without pause while route changes of
+    every kind are made, each with a DMA mapping held across it; after
+    each, every word the guest wrote is in the backends.
+
+Usage: retire-test.py --qemu-dir BUILD --guest-dir GUEST [--tier ci|full]
+       [-k NAME]
+Prints one line per scenario and "N passed, N failed"; exits non-zero on
+any failure.
+"""
+
+import argparse
+import os
+import random
+import re
+import struct
+import sys
+import time
+
+from cxltest import Rig, Runner, Step, Topology, check
+from cxltest.scenario import (WRITER_PARAMS, check_writer_buffer, mailbox_of,
+                              probe_bytes, q64, unplug_first, wait_writer)
+
+DMA_DEV = "/machine/peripheral/dma"
+
+
+def half(rig):
+    return rig.topo.size // 2
+
+
+def program_two(rig, which=("A", "B")):
+    """Commit region A (ep0 + ep1, host-bridge decoder 0) and region B
+    (ep2 + ep3, decoder 1), each 2-way at the endpoints' granule."""
+    t, b, h = rig.topo, rig.base, half(rig)
+    hb = t.hbs[0][0]
+    for r in which:
+        k = "AB".index(r)
+        for ep in t.eps[2 * k:2 * k + 2]:
+            rig.commit(rig.bar0[ep.name], 0, b + k * h, h, 2, t.gep,
+                       what=ep.name)
+        rig.commit(rig.hbregs[hb], k, b + k * h, h, 2, t.gep,
+                   targets=[2 * k, 2 * k + 1], what=hb)
+
+
+def uncommit_a(rig):
+    """Tear region A down (host bridge first, as Linux does); region B's
+    decoders stay committed."""
+    t = rig.topo
+    rig.uncommit(rig.hbregs[t.hbs[0][0]], 0)
+    for ep in t.eps[:2]:
+        rig.uncommit(rig.bar0[ep.name], 0)
+
+
+def recommit_a(rig):
+    """Region A again, endpoints first."""
+    t, b, h = rig.topo, rig.base, half(rig)
+    for ep in t.eps[:2]:
+        rig.commit(rig.bar0[ep.name], 0, b, h, 2, t.gep, what=ep.name)
+    rig.commit(rig.hbregs[t.hbs[0][0]], 0, b, h, 2, t.gep, targets=[0, 1],
+               what=t.hbs[0][0])
+
+
+def route2(rig, off):
+    """(endpoint, DPA) of window offset @off under program_two()."""
+    t, h, g = rig.topo, half(rig), rig.topo.gep
+    k, o = divmod(off, h)
+    hpa = rig.base + off
+    ep = t.eps[2 * k + (hpa // g) % 2]
+    return ep, (o // (2 * g)) * g + o % g
+
+
+def from_backends(rig, off, size):
+    """Window bytes [off, off + size) as the backend files hold them."""
+    g, out = rig.topo.gep, bytearray()
+    files = {}
+    try:
+        for o in range(off, off + size, g):
+            ep, dpa = route2(rig, o)
+            f = files.get(ep.name) or files.setdefault(
+                ep.name, open(ep.path, "rb"))
+            f.seek(ep.file_offset + dpa)
+            out += f.read(g)
+    finally:
+        for f in files.values():
+            f.close()
+    return bytes(out)
+
+
+def flat_name_at(rig, off):
+    """The name of the region info mtree -f shows at window + @off."""
+    addr = rig.base + off
+    out = rig.q.hmp("info mtree -f")
+    view = [v for v in out.split("FlatView #") if 'AS "memory"' in v][0]
+    for m in re.finditer(r"^\s*([0-9a-f]+)-([0-9a-f]+) \([^)]*\): (\S+)",
+                         view, re.M):
+        if int(m.group(1), 16) <= addr <= int(m.group(2), 16):
+            return m.group(3)
+    return None
+
+
+def shadow_child(rig, off):
+    """The QOM child name of the shadow serving window + @off."""
+    name = flat_name_at(rig, off)
+    check(name and ".shadow" in name, "window +0x%x is served by %s, not "
+          "a shadow" % (off, name))
+    return name.split(".")[-1]
+
+
+def filled(rig, child):
+    return rig.q.qmp("qom-get", path="%s/%s" % (rig.fmw, child),
+                     property="x-filled-pages")
+
+
+def dma(rig, op, addr=None, size=None, seed=None):
+    q = rig.q
+    for k, v in (("addr", addr), ("len", size), ("seed", seed)):
+        if v is not None:
+            q.qmp("qom-set", path=DMA_DEV, property=k, value=v)
+    q.qmp("qom-set", path=DMA_DEV, property="op", value=op)
+    return {k: q.qmp("qom-get", path=DMA_DEV, property=k)
+            for k in ("pieces", "max-piece", "mismatches")}
+
+
+def dma_landed(rig, addr, size, seed, what):
+    """The DMA probe's bytes are in the backend files at @addr."""
+    got = from_backends(rig, addr - rig.base, size)
+    check(got == probe_bytes(addr, size, seed), "%s: the bytes a device "
+          "wrote through its mapping are not in the backends" % what)
+
+
+# --- a device of region A goes while the guest writes region B ---------
+
+def run_other_region_unplug(rig, rng):
+    """ep0 is unplugged while the guest makes one pass over 256 MiB of
+    region B: region A goes to the decode, region B keeps its shadow (the
+    same one, with the pages it filled), and every word of the pass is in
+    ep2/ep3."""
+    q, h, size = rig.q, half(rig), 256 << 20
+    program_two(rig)
+    b_shadow = shadow_child(rig, h)
+    shadow_child(rig, 0)
+    q.write(WRITER_PARAMS, struct.pack("<8Q", rig.base + h, size, 0, 0, 0, 0,
+                                       8, 1))
+    q.qmp("cont")
+    deadline = time.time() + 30
+    while filled(rig, b_shadow) < 512:
+        check(time.time() < deadline, "the guest does not write region B")
+        time.sleep(0.005)
+    with Step("ep0 unplugged during the pass"):
+        before = filled(rig, b_shadow)
+        unplug_first(rig)
+        check(q64(q, WRITER_PARAMS + 0x10) == 0, "the pass was over before "
+              "the unplug: this run proves nothing")
+        check(flat_name_at(rig, 0) == "cxl-fixed-memory-region.mmio",
+              "region A is served by %s after the unplug, not the decode"
+              % flat_name_at(rig, 0))
+        check(shadow_child(rig, h) == b_shadow,
+              "region B's shadow %s was replaced by %s"
+              % (b_shadow, shadow_child(rig, h)))
+        after = filled(rig, b_shadow)
+        check(after >= before, "region B's shadow dropped its pages "
+              "(%d filled before the unplug, %d after)" % (before, after))
+    with Step("the pass, in ep2 and ep3"):
+        wait_writer(rig, 1, secs=300, since=0)
+        q.qmp("stop")
+        check_writer_buffer(from_backends(rig, h, size), "region B in the "
+                            "backends")
+
+
+# --- a DMA mapping held across a route change --------------------------
+
+def sanitize_ep0(rig):
+    """Sanitize ep0 (region A), to completion: its media go away and come
+    back (qtest accelerator: the operation's time is stepped)."""
+    q = rig.q
+    mbox = mailbox_of(q, rig.topo.eps[0])
+    q.cmd("writeq 0x%x 0x4400" % (mbox + 0x8))
+    q.writel(mbox + 0x4, 1)
+    sts = int(q.cmd("readq 0x%x" % (mbox + 0x10)), 16)
+    check((sts >> 32) & 0xffff == 1, "Sanitize did not start: 0x%x" % sts)
+    q.cmd("clock_step %d" % (30 * 10**9))
+
+
+def set_route(rig, value):
+    rig.q.qmp("qom-set", path=rig.fmw, property="ram-route", value=value)
+
+
+TRIGGERS = {
+    "route-mmio": lambda rig: set_route(rig, "mmio"),
+    "route-shadow": lambda rig: set_route(rig, "shadow"),
+    "unplug": unplug_first,
+    "sanitize": sanitize_ep0,
+}
+
+
+def run_dma_across(rig, rng, trigger):
+    """A device maps a page of region B (address_space_map, as an
+    in-flight block request does), the route changes, the device fills
+    the page and unmaps it: its bytes reach the backends and the window
+    shows them, before and after stop/cont; the window was read in
+    between, so a new shadow holds the page's old bytes."""
+    q, h = rig.q, half(rig)
+    program_two(rig)
+    addr, seed = rig.base + h + 77 * 4096, rng.randrange(1, 255)
+    r = dma(rig, "hold-map", addr, 4096, 0)
+    check(r["pieces"] == 1 and r["max-piece"] == 4096, "hold-map: %s" % r)
+    TRIGGERS[trigger](rig)
+    old = q.read(addr, 4096)        # the new route fills the page now
+    dma(rig, "hold-release", seed=seed)
+    want = probe_bytes(addr, 4096, seed)
+    check(old != want, "the page held the probe's bytes already")
+    with Step("running"):
+        deadline = time.time() + 5
+        while from_backends(rig, addr - rig.base, 4096) != want or \
+                q.read(addr, 4096) != want:
+            check(time.time() < deadline, "5 s after the device unmapped, "
+                  "%s" % ("the window does not show its bytes"
+                          if from_backends(rig, addr - rig.base, 4096) ==
+                          want else "its bytes are not in the backends"))
+            time.sleep(0.01)
+    with Step("after stop and cont"):
+        q.qmp("stop")
+        dma_landed(rig, addr, 4096, seed, "stopped")
+        q.qmp("cont")
+        check(q.read(addr, 4096) == want, "the window does not show the "
+              "device's bytes after cont")
+
+
+# --- locked memory -----------------------------------------------------
+
+def run_mem_lock(rig, rng):
+    """Under -overcommit mem-lock the window reads what the files hold,
+    and the guest's writes reach them, before and after a stop/cont."""
+    q, size = rig.q, 1 << 20
+    program_two(rig, "A")
+    check(".shadow" in (flat_name_at(rig, 0) or ""), "region A has no "
+          "shadow")
+    check(q.read(rig.base, size) == from_backends(rig, 0, size),
+          "the window does not read what the backend files hold")
+    for tag in (1, 2):
+        data = bytes((tag * 16 + i) & 0xff for i in range(256)) * (size //
+                                                                   256)
+        q.b64write(rig.base, data)
+        q.qmp("stop")
+        check(from_backends(rig, 0, size) == data, "write %d: the files do "
+              "not hold what the guest wrote" % tag)
+        q.qmp("cont")
+
+
+def prefilled(make):
+    """Backend files holding a byte of their own (0x40 + device) before
+    QEMU starts."""
+    def build(tmp, qemu_dir):
+        t = make(tmp)
+        for i, ep in enumerate(t.eps):
+            with open(ep.path, "wb") as f:
+                f.write(bytes([0x40 + i]) * t.dev_size)
+        return t
+    return build
+
+
+# --- the write-back period, fill failures ------------------------------
+
+def run_period_now(rig, rng):
+    """A shadow made with a 49-day write-back period, set to 20 ms: the
+    next write reaches its backend within a second, not after the tick
+    already scheduled."""
+    q = rig.q
+    q.qmp("qom-set", path=rig.fmw, property="x-shadow-period-ms",
+          value=0xffffffff)
+    program_two(rig, "A")
+    child = shadow_child(rig, 0)
+    q.qmp("qom-set", path="%s/%s" % (rig.fmw, child),
+          property="x-writeback-period-ms", value=20)
+    data = struct.pack("<Q", 0x9e410d0000000000 | rng.randrange(1 << 32))
+    off = 8 * rng.randrange(4096)
+    q.write(rig.base + off, data)
+    deadline = time.time() + 1
+    while from_backends(rig, off & ~255, 256)[off % 256:off % 256 + 8] != data:
+        check(time.time() < deadline, "the write is not in its backend "
+              "1 s after the period was set to 20 ms")
+        time.sleep(0.005)
+
+
+def run_fill_fails(rig, rng):
+    """Five first-touch fills fail as if out of memory: the thread that
+    touched the page (here the main loop, reading through qtest) is woken,
+    the fill is tried again, and the read returns the files' bytes."""
+    q = rig.q
+    program_two(rig, "A")
+    child = shadow_child(rig, 0)
+    check(q.qmp("qom-get", path="%s/%s" % (rig.fmw, child),
+                property="x-lazy"), "the shadow is not filled lazily")
+    q.qmp("qom-set", path="%s/%s" % (rig.fmw, child), property="x-fill-fail",
+          value=5)
+    off = 4096 * rng.randrange(1024, 2048)
+    check(q.read(rig.base + off, 4096) == from_backends(rig, off, 4096),
+          "the page read after failed fills is not the files' bytes")
+    check(q.qmp("qom-get", path="%s/%s" % (rig.fmw, child),
+                property="x-fill-fail") == 0, "the fill was not tried again")
+
+
+# --- churn -------------------------------------------------------------
+
+def churn_changes(rig):
+    """Route changes of every kind this rig can make and undo while the
+    guest runs: (name, do, undo)."""
+    def period(ms):
+        def f(r):
+            for c in ("shadow0", "shadow1", "shadow2", "shadow3"):
+                try:
+                    r.q.qmp("qom-set", path="%s/%s" % (r.fmw, c),
+                            property="x-writeback-period-ms", value=ms)
+                except RuntimeError:
+                    pass
+        return f
+    return [
+        ("ram-route mmio", lambda r: set_route(r, "mmio"),
+         lambda r: set_route(r, "auto")),
+        ("ram-route shadow", lambda r: set_route(r, "shadow"),
+         lambda r: set_route(r, "auto")),
+        ("region A uncommitted", uncommit_a, recommit_a),
+        ("write-back period", period(3), period(20)),
+    ]
+
+
+def run_churn(rig, rng, changes):
+    """The guest writes 32 MiB of region B without pause; route changes
+    of every kind, in random order, each with a DMA mapping of region B
+    held across it; after each, with the VM stopped: every word the guest
+    wrote is in ep2/ep3, and so are the device's bytes."""
+    q, h, size = rig.q, half(rig), 32 << 20
+    program_two(rig)
+    q.write(WRITER_PARAMS, struct.pack("<8Q", rig.base + h, size, 0, 0, 0, 0,
+                                       8, 0))
+    q.qmp("cont")
+    wait_writer(rig, 1, secs=120, since=0)
+    kinds = churn_changes(rig)
+    counts = {}
+    for i in range(changes):
+        name, do, undo = kinds[rng.randrange(len(kinds))]
+        undoing = counts.get(name, 0) % 2
+        counts[name] = counts.get(name, 0) + 1
+        addr = rig.base + h + (64 << 20) + 4096 * rng.randrange(4096)
+        seed = rng.randrange(1, 255)
+        with Step("change %d: %s%s" % (i, name, " undone" if undoing
+                                       else "")):
+            check(dma(rig, "hold-map", addr, 4096, 0)["pieces"] == 1,
+                  "hold-map failed")
+            (undo if undoing else do)(rig)
+            wait_writer(rig, 0)
+            dma(rig, "hold-release", seed=seed)
+            q.qmp("stop")
+            check_writer_buffer(from_backends(rig, h, size),
+                                "region B in the backends")
+            dma_landed(rig, addr, 4096, seed, "DMA across the change")
+            q.qmp("cont")
+            time.sleep(rng.random() * 0.05)
+    print("     %d changes: %s; %d passes written"
+          % (changes, ", ".join("%s %d" % kv for kv in sorted(counts.items())),
+             q64(q, WRITER_PARAMS + 0x10)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--qemu-dir", required=True)
+    ap.add_argument("--guest-dir", default=None)
+    ap.add_argument("--tier", choices=("ci", "full"), default="ci")
+    ap.add_argument("-k", dest="match", default="")
+    ap.add_argument("--seed", type=int, default=None)
+    opt = ap.parse_args()
+    opt.guest_dir = os.path.abspath(opt.guest_dir or
+                                    os.path.join(opt.qemu_dir, "..", "guest"))
+    seed = opt.seed if opt.seed is not None else random.randrange(1 << 32)
+    print("retire-test: seed %d" % seed)
+    runner = Runner(opt.match)
+    writer = ["-bios", os.path.join(opt.guest_dir, "writer-aarch64.bin"),
+              "-S"]
+    dma_dev = ["-device", "x-dma-probe-testdev,id=dma"]
+
+    def topo(tmp, g=256, n=4, **kw):
+        return Topology(tmp, [[None] * n], gw=g, ghb=g, gep=g, **kw)
+
+    def run(name, machine, fn, extra=(), accel="qtest", make=topo):
+        def scenario(rig):
+            fn(rig, random.Random(seed ^ sum(map(ord, name))))
+        build = getattr(make, "build", None)
+        runner.run(name, lambda tmp: Rig(
+            opt.qemu_dir, machine,
+            build(tmp, opt.qemu_dir) if build else make(tmp), list(extra),
+            accel=accel), scenario)
+
+    run("virt-other-region-unplug", "virt", run_other_region_unplug,
+        extra=writer, accel="tcg")
+    for trig in TRIGGERS:
+        run("q35-dma-across-%s" % trig, "q35",
+            lambda rig, rng, trig=trig: run_dma_across(rig, rng, trig),
+            extra=dma_dev)
+    for lock in ("on", "on-fault"):
+        make = lambda tmp: topo(tmp)
+        make.build = prefilled(make)
+        run("q35-mem-lock-%s" % lock, "q35", run_mem_lock,
+            extra=["-overcommit", "mem-lock=" + lock], make=make)
+    run("q35-period-now", "q35", run_period_now)
+    run("q35-fill-fails", "q35", run_fill_fails)
+    changes = 200 if opt.tier == "full" else 24
+    run("virt-churn-256", "virt",
+        lambda rig, rng: run_churn(rig, rng, changes),
+        extra=writer + dma_dev, accel="tcg")
+    run("virt-churn-4k", "virt",
+        lambda rig, rng: run_churn(rig, rng, changes // 2),
+        extra=writer + dma_dev, accel="tcg",
+        make=lambda tmp: topo(tmp, g=4096))
+    return runner.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
