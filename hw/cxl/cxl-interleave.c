@@ -41,6 +41,8 @@
 #include "hw/pci/pci_bridge.h"
 #include "block/block.h"
 #include "hw/core/cpu.h"
+#include "exec/cputlb.h"
+#include "system/tcg.h"
 #include "hw/pci/pci_host.h"
 #include "trace.h"
 
@@ -423,10 +425,13 @@ typedef struct CXLFMWRetiree {
 static GPtrArray *cxl_retirees;     /* of CXLFMWRetiree */
 
 /*
- * A stitched piece retired since the last sync is in no FlatView: its
- * writes are handed on here, before migration reads the targets' bitmaps.
+ * A retired stitched piece is in no FlatView, so no log_sync sees it:
+ * what was written through it since is handed on at every global sync,
+ * before migration reads the targets' bitmaps.  (A listener of its own:
+ * one with log_sync is never asked for log_sync_global.)
  */
-static void cxl_fmw_stitched_after_sync(MemoryListener *listener)
+static void cxl_fmw_stitched_sync_retired(MemoryListener *listener,
+                                          bool last_stage)
 {
     for (guint i = 0; cxl_retirees && i < cxl_retirees->len; i++) {
         CXLFMWRetiree *rt = g_ptr_array_index(cxl_retirees, i);
@@ -442,7 +447,12 @@ static void cxl_fmw_stitched_after_sync(MemoryListener *listener)
 static MemoryListener cxl_fmw_stitched_listener = {
     .name = "cxl-fmw-stitched",
     .log_sync = cxl_fmw_stitched_log_sync,
-    .log_global_after_sync = cxl_fmw_stitched_after_sync,
+    .priority = MEMORY_LISTENER_PRIORITY_ACCEL + 1,
+};
+
+static MemoryListener cxl_fmw_stitched_retired_listener = {
+    .name = "cxl-fmw-stitched-retired",
+    .log_sync_global = cxl_fmw_stitched_sync_retired,
     .priority = MEMORY_LISTENER_PRIORITY_ACCEL + 1,
 };
 
@@ -452,6 +462,8 @@ static void cxl_fmw_stitched_listen(void)
 
     if (!listening) {
         memory_listener_register(&cxl_fmw_stitched_listener,
+                                 &address_space_memory);
+        memory_listener_register(&cxl_fmw_stitched_retired_listener,
                                  &address_space_memory);
         listening = true;
     }
@@ -780,18 +792,21 @@ static void cxl_fmw_plan(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone,
 }
 
 /*
- * Are all vCPUs kept from running by someone else (a stopped VM, a
- * reset, an incoming migration)?  Else pause them: a shadow's last
+ * Pause the vCPUs, unless something else keeps them from running (a
+ * stopped VM, a reset, an incoming migration): a shadow's last
  * write-back must see every vCPU write to it, and no vCPU write through
  * the next route may land between that write-back's compare and its
- * copy.  From a vCPU thread (the guest's decoder store) the vCPU pauses
- * itself; it stops at the end of its translation block.
+ * copy.  Not from a vCPU thread (the guest's own decoder store), where
+ * waiting for the others could wait for this one (a run_on_cpu() or
+ * exclusive work of theirs): there the other vCPUs' writes during the
+ * pass are concurrent with the store, which has not completed, and the
+ * write-back still waits for each vCPU to leave the old map.
  */
 static bool cxl_fmw_pause_vcpus(void)
 {
     CPUState *cpu;
 
-    if (!runstate_is_running()) {
+    if (!runstate_is_running() || qemu_in_vcpu_thread()) {
         return false;
     }
     CPU_FOREACH(cpu) {
@@ -803,10 +818,23 @@ static bool cxl_fmw_pause_vcpus(void)
     return false;
 }
 
+/*
+ * The vCPU that made the decoder store is inside its translation block:
+ * the flush its commit queued runs only once it leaves.  Its next stores
+ * take the new map now.
+ */
+static void cxl_fmw_flush_own_tlb(void)
+{
+    if (tcg_enabled() && qemu_in_vcpu_thread()) {
+        tlb_flush(current_cpu);
+    }
+}
+
 /* Apply the routing passes' @plans: retire what went, map what came. */
 static void cxl_fmws_apply(CXLFMWPlan *plans, unsigned n)
 {
-    bool changed = false, pause = false, paused, retired = false;
+    bool goes = false, comes = false, shadow_goes = false;
+    bool shadow_comes = false, paused, retired = false;
     unsigned w, i, s;
 
     for (w = 0; w < n; w++) {
@@ -814,19 +842,29 @@ static void cxl_fmws_apply(CXLFMWPlan *plans, unsigned n)
 
         for (s = 0; s < CXL_FMW_MAX_PIECES; s++) {
             if (r->piece[s].il && !plans[w].stays[s]) {
-                changed = true;
-                pause |= !!r->piece[s].shadow;
+                goes = true;
+                shadow_goes |= !!r->piece[s].shadow;
             }
         }
         for (i = 0; i < plans[w].nb_next; i++) {
-            changed |= !plans[w].found[i];
+            if (!plans[w].found[i]) {
+                comes = true;
+                shadow_comes |= plans[w].next[i].route ==
+                                MEMORY_INTERLEAVE_ROUTE_SHADOW;
+            }
         }
     }
-    if (!changed) {
+    if (!goes && !comes) {
         return;
     }
 
-    paused = pause && cxl_fmw_pause_vcpus();
+    /*
+     * A new shadow must not be filled before every vCPU has left a RAM
+     * route that went: a store through a stale TLB entry would land in
+     * the backend behind the copy.
+     */
+    paused = (shadow_goes || (goes && shadow_comes)) &&
+             cxl_fmw_pause_vcpus();
     memory_region_transaction_begin();
     for (w = 0; w < n; w++) {
         CXLFMWRouting *r = plans[w].fw->routing;
@@ -846,6 +884,7 @@ static void cxl_fmws_apply(CXLFMWPlan *plans, unsigned n)
          * and filled from them.
          */
         memory_region_transaction_commit();
+        cxl_fmw_flush_own_tlb();
         bdrv_drain_all();
         cxl_fmws_retirees_flush();
         memory_region_transaction_begin();
@@ -865,6 +904,7 @@ static void cxl_fmws_apply(CXLFMWPlan *plans, unsigned n)
         }
     }
     memory_region_transaction_commit();
+    cxl_fmw_flush_own_tlb();
     if (paused) {
         resume_all_vcpus();
     }

@@ -19,6 +19,11 @@ backend the decode names:
   * a shadow's write-back period takes effect when it is set;
   * a first-touch fill that fails is tried again, and the thread that
     faulted is not left asleep;
+  * the guest uncommits region A itself right after writing it: every
+    word it wrote is in ep0/ep1;
+  * a stitched window migrates paused before switchover, with writes and
+    a route change (or a DMA mapping held across one) in that pause: the
+    destination's files are the source's;
   * churn: a guest writes region B without pause while route changes of
     every kind are made, each with a DMA mapping held across it; after
     each, every word the guest wrote is in the backends.
@@ -38,8 +43,10 @@ import sys
 import time
 
 from cxltest import Rig, Runner, Step, Topology, check
-from cxltest.scenario import (WRITER_PARAMS, check_writer_buffer, mailbox_of,
-                              probe_bytes, q64, unplug_first, wait_writer)
+from cxltest import qtest as cq
+from cxltest.scenario import (WRITER_PARAMS, check_writer_buffer, files_equal,
+                              mailbox_of, moved_topology, probe_bytes, q64,
+                              unplug_first, wait_migration, wait_writer)
 
 DMA_DEV = "/machine/peripheral/dma"
 
@@ -187,6 +194,40 @@ def run_other_region_unplug(rig, rng):
                             "backends")
 
 
+# --- the guest uncommits what it just wrote ----------------------------
+
+def run_guest_uncommits(rig, rng):
+    """The guest makes one pass over 64 MiB of region A, then uncommits
+    region A's decoders itself (host bridge, then endpoints), right after
+    its last store: every word of the pass is in ep0/ep1, and region A is
+    on the decode."""
+    q, size, t = rig.q, 64 << 20, rig.topo
+    program_two(rig)
+    shadow_child(rig, 0)
+    regs = [rig.hbregs[t.hbs[0][0]] + cq.hdm_reg(0, "ctrl")] + \
+        [rig.bar0[ep.name] + cq.hdm_reg(0, "ctrl") for ep in t.eps[:2]]
+    stores = []
+    for reg in regs:
+        stores += [reg, q.readl(reg) & ~cq.CTRL_COMMIT]
+    q.write(WRITER_PARAMS, struct.pack("<9Q", rig.base, size, 0, 0, 0, 0, 8,
+                                       1, len(regs)))
+    q.write(WRITER_PARAMS + 0x48, struct.pack("<%dQ" % len(stores),
+                                              *stores))
+    q.qmp("cont")
+    deadline = time.time() + 120
+    while q64(q, WRITER_PARAMS + 0xc8) != 1:
+        check(not q64(q, WRITER_PARAMS + 0x20), "the guest took an "
+              "exception: ESR 0x%x" % q64(q, WRITER_PARAMS + 0x20))
+        check(time.time() < deadline, "the guest did not uncommit")
+        time.sleep(0.01)
+    check(flat_name_at(rig, 0) == "cxl-fixed-memory-region.mmio",
+          "region A is served by %s after the guest uncommitted it"
+          % flat_name_at(rig, 0))
+    q.qmp("stop")
+    check_writer_buffer(from_backends(rig, 0, size), "region A in the "
+                        "backends")
+
+
 # --- a DMA mapping held across a route change --------------------------
 
 def sanitize_ep0(rig):
@@ -244,6 +285,58 @@ def run_dma_across(rig, rng, trigger):
         q.qmp("cont")
         check(q.read(addr, 4096) == want, "the window does not show the "
               "device's bytes after cont")
+
+
+# --- a stitched piece retired before the last dirty sync --------------
+
+def run_stitched_switchover(rig, rng, variant):
+    """Live migration of a window served through its stitched mapping
+    (x-stitched, 16 KiB), paused before switchover.  There 1 MiB is
+    written through the window, then the route changes (ram-route mmio,
+    or an uncommit); or, instead of that write, a device holds a mapping
+    across the uncommit, then fills it and unmaps.  After migrate-continue
+    every destination backend file is the source's."""
+    q, t = rig.q, rig.topo
+    q.qmp("qom-set", path=rig.fmw, property="x-stitched", value=True)
+    rig.program()
+    check(".stitched" in (flat_name_at(rig, 0) or ""), "the window is not "
+          "stitched")
+    dt = moved_topology(t, os.path.join(t.tmp, "destination"))
+    os.makedirs(dt.tmp)
+    sock = os.path.join(dt.tmp, "migrate.sock")
+    dst = Rig(rig.qemu_dir, rig.machine, dt,
+              extra=rig.extra + ["-incoming", "unix:" + sock],
+              accel=rig.accel, enumerate=False)
+    try:
+        q.qmp("migrate-set-capabilities", capabilities=[
+            {"capability": "pause-before-switchover", "state": True}])
+        q.qmp("migrate", uri="unix:" + sock)
+        deadline = time.time() + 60
+        while q.qmp("query-migrate").get("status") != "pre-switchover":
+            check(time.time() < deadline, "no pre-switchover")
+            time.sleep(0.02)
+        addr, seed = rig.base + (3 << 20) + 4096 * rng.randrange(64), 77
+        if variant == "dma":
+            check(dma(rig, "hold-map", addr, 4096, 0)["pieces"] == 1,
+                  "hold-map failed")
+        else:
+            q.b64write(rig.base + (1 << 20),
+                       bytes(rng.randrange(256) for _ in range(4096)) * 256)
+        if variant == "route-mmio":
+            set_route(rig, "mmio")
+        else:
+            rig.unprogram()
+        if variant == "dma":
+            dma(rig, "hold-release", seed=seed)
+        q.qmp("migrate-continue", state="pre-switchover")
+        wait_migration(q, "outgoing")
+        wait_migration(dst.q, "incoming")
+        for a, b in zip(t.eps, dt.eps):
+            off = files_equal(a.path, b.path)
+            check(off is None, "%s differs from the source at DPA 0x%x"
+                  % (b.name, off or 0))
+    finally:
+        dst.close()
 
 
 # --- locked memory -----------------------------------------------------
@@ -412,10 +505,16 @@ def main():
 
     run("virt-other-region-unplug", "virt", run_other_region_unplug,
         extra=writer, accel="tcg")
+    run("virt-guest-uncommits", "virt", run_guest_uncommits, extra=writer,
+        accel="tcg")
     for trig in TRIGGERS:
         run("q35-dma-across-%s" % trig, "q35",
             lambda rig, rng, trig=trig: run_dma_across(rig, rng, trig),
             extra=dma_dev)
+    for variant in ("route-mmio", "uncommit", "dma"):
+        run("q35-stitched-switchover-%s" % variant, "q35",
+            lambda rig, rng, v=variant: run_stitched_switchover(rig, rng, v),
+            extra=dma_dev, make=lambda tmp: topo(tmp, g=16384, n=2))
     for lock in ("on", "on-fault"):
         make = lambda tmp: topo(tmp)
         make.build = prefilled(make)

@@ -23,7 +23,6 @@ any failure.
 """
 
 import argparse
-import copy
 import errno
 import hashlib
 import os
@@ -39,8 +38,9 @@ from cxltest import qtest as cq
 
 from cxltest import (DEV_SIZE, CHECK_BYTES, TARGET_PAGE, Failure, Runner, Step,
                      MapCountAtLeast, Switch, Topology, Rig, check, pattern)
-from cxltest.scenario import (WRITER_PARAMS, check_writer_buffer, mailbox_of,
-                              probe_bytes, q64, unplug_first, wait_writer)
+from cxltest.scenario import (WRITER_PARAMS, check_writer_buffer, files_equal,
+                              mailbox_of, moved_topology, probe_bytes, q64,
+                              unplug_first, wait_migration, wait_writer)
 
 
 def expected_kind(t):
@@ -611,27 +611,6 @@ def run_vhost_user_aliases(rig, on):
               % (sections, ALIASES))
 
 
-def wait_migration(q, what):
-    deadline = time.time() + 60
-    while True:
-        st = q.qmp("query-migrate").get("status")
-        if st == "completed":
-            return
-        check(st != "failed" and time.time() < deadline,
-              "%s migration %s" % (what, st))
-        time.sleep(0.05)
-
-
-def moved_topology(t, tmp):
-    """The same topology with its backend files in @tmp (new, empty)."""
-    m = copy.deepcopy(t)
-    m.tmp = tmp
-    m.args = [a.replace(t.tmp, tmp) for a in t.args]
-    for ep in m.eps:
-        ep.path = ep.path.replace(t.tmp, tmp)
-    return m
-
-
 def run_migration(rig, rng, qemu_dir=None, machine=None):
     """Migrate a guest with a committed window to a file and restore it in
     a new QEMU whose backends are new, empty files: decoders, BARs, the
@@ -1193,21 +1172,6 @@ def run_guest_writes_unplug(rig, rng):
         top = max(w >> 32 for w in got)
         check(top >= q64(q, WRITER_PARAMS + 0x10),
               "%s missed the writes made after the unplug" % t.eps[1].name)
-
-
-def files_equal(a, b):
-    """Offset of the first differing byte of two files, or None."""
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        off = 0
-        while True:
-            x, y = fa.read(1 << 22), fb.read(1 << 22)
-            if x != y:
-                n = min(len(x), len(y))
-                i = next((i for i in range(n) if x[i] != y[i]), n)
-                return off + i
-            if not x:
-                return None
-            off += len(x)
 
 
 def run_live_migration(rig, rng, stitched=False):

@@ -2,6 +2,7 @@
 what it leaves, and the guest-side operations on devices (hot unplug, the
 mailbox, the DMA probe's pattern)."""
 
+import copy
 import re
 import struct
 import time
@@ -80,3 +81,39 @@ def probe_bytes(addr, size, seed):
     for i in range(7, len(raw), 8):
         raw[i] ^= seed
     return bytes(raw[addr - lo:addr - lo + size])
+
+
+def wait_migration(q, what):
+    deadline = time.time() + 60
+    while True:
+        st = q.qmp("query-migrate").get("status")
+        if st == "completed":
+            return
+        check(st != "failed" and time.time() < deadline,
+              "%s migration %s" % (what, st))
+        time.sleep(0.05)
+
+
+def moved_topology(t, tmp):
+    """The same topology with its backend files in @tmp (new, empty)."""
+    m = copy.deepcopy(t)
+    m.tmp = tmp
+    m.args = [a.replace(t.tmp, tmp) for a in t.args]
+    for ep in m.eps:
+        ep.path = ep.path.replace(t.tmp, tmp)
+    return m
+
+
+def files_equal(a, b):
+    """Offset of the first differing byte of two files, or None."""
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        off = 0
+        while True:
+            x, y = fa.read(1 << 22), fb.read(1 << 22)
+            if x != y:
+                n = min(len(x), len(y))
+                i = next((i for i in range(n) if x[i] != y[i]), n)
+                return off + i
+            if not x:
+                return None
+            off += len(x)

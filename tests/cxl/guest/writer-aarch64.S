@@ -17,6 +17,11 @@
  *   0x30 stride (host -> guest): bytes between two stores, a multiple of
  *        8; 0 is 8, every word
  *   0x38 passes to make (host -> guest), then wait; 0: forever
+ *   0x40 register stores to make after the last pass (at most 8): the
+ *        32-bit value at 0x50 + 16 i to the address at 0x48 + 16 i, in
+ *        order, right after the pass's last store (a guest that
+ *        uncommits the decoders of the memory it just wrote)
+ *   0xc8 1 once those stores are made (guest -> host)
  * Pass g (from 1) stores, at every stride-th byte of the buffer at offset
  * o, the value g << 32 | o, in address order, with the MMU off (so the
  * stores are single-copy atomic and reach memory in program order).
@@ -50,6 +55,15 @@ _start:
     str     x23, [x20, #0x10]
     cmp     x23, x25
     b.ne    1b
+    ldr     x26, [x20, #0x40]
+    add     x27, x20, #0x48
+5:  cbz     x26, 6f
+    ldp     x0, x1, [x27], #16
+    str     w1, [x0]
+    sub     x26, x26, #1
+    b       5b
+6:  mov     x0, #1
+    str     x0, [x20, #0xc8]
     dsb     sy
 4:  wfi
     b       4b
