@@ -212,6 +212,7 @@ bench: qemu baseline
 	@$(E2E_X86) --scenario 1hb4rp-default --bench patched=$(QEMU_BUILD) \
 	    patched-shm=$(QEMU_BUILD):shm unmodified=$(BASELINE_BUILD)
 	@$(PY) bench/cxl-shadow.py --qemu-dir $(QEMU_BUILD)
+	@$(PY) bench/dump-window.py --qemu-dir $(QEMU_BUILD)
 
 # The upstream series (patches/upstream/README.rst): git format-patch files
 # in build/series/, generated from the overlay and patches/series.

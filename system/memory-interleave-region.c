@@ -237,34 +237,6 @@ bool memory_region_interleave_nonvolatile(MemoryRegion *mr)
     return il && il->entries[0].target->nonvolatile;
 }
 
-void memory_region_section_for_each_target(MemoryRegionSection *section,
-                                           MemoryInterleaveSectionFn *fn,
-                                           void *opaque)
-{
-    MemoryInterleave *il = section->interleave;
-    uint64_t start = section->offset_within_region;
-    uint64_t end = start + int128_get64(section->size), off;
-
-    for (off = start; off < end; ) {
-        uint64_t target_offset, len = end - off;
-        unsigned e = memory_interleave_translate(il, off, &target_offset,
-                                                 &len);
-        MemoryRegionSection t = {
-            .mr = il->entries[e].target,
-            .fv = section->fv,
-            .offset_within_region = target_offset,
-            .offset_within_address_space =
-                section->offset_within_address_space + (off - start),
-            .size = int128_make64(len),
-            .readonly = section->readonly,
-            .nonvolatile = section->nonvolatile,
-        };
-
-        fn(&t, opaque);
-        off += len;
-    }
-}
-
 void memory_region_interleave_set_dirty(MemoryRegion *mr, uint64_t addr,
                                         uint64_t size)
 {

@@ -430,25 +430,6 @@ bool memory_region_interleave_nonvolatile(MemoryRegion *mr);
 void memory_region_interleave_set_dirty(MemoryRegion *mr,
                                         uint64_t addr, uint64_t size);
 
-/**
- * memory_region_section_for_each_target: a section served through an
- * interleave, as sections of its targets
- * @section: a section whose @interleave is set
- * @fn: called, in address order, once per chunk (or part of one) of the
- *      section, with a section of the target that holds it: @mr the
- *      target, @offset_within_region the target offset,
- *      @offset_within_address_space the chunk's address
- *
- * For listeners that take RAM as (address, region, offset) ranges and do
- * not follow an interleave themselves (dump-guest-memory's guest memory
- * blocks): each chunk is then ordinary RAM of its target.
- */
-typedef void MemoryInterleaveSectionFn(MemoryRegionSection *target,
-                                       void *opaque);
-void memory_region_section_for_each_target(
-    MemoryRegionSection *section, MemoryInterleaveSectionFn *fn,
-    void *opaque);
-
 /*
  * Dirty logging a region served through an interleave needs: what its
  * targets need (the pages written are theirs).  0 for other regions.
