@@ -608,7 +608,8 @@ void cxl_type3_shadows_reload(CXLType3Dev *ct3d, uint64_t dpa, uint64_t len)
  * Place @len bytes of the bounce buffer at shadow offset @off and wake the
  * threads waiting there.  A page that is there already (EEXIST: a fault
  * answered twice, or a page filled while the shadow was being dropped) is
- * skipped.  Returns 0, or the errno of a failure that left pages out.
+ * skipped.  Returns 0, or the negative errno of a failure that left pages
+ * out.
  */
 static int cxl_shadow_place(CXLFMWShadow *sh, uint64_t off, uint64_t len,
                             uint64_t *placed)
@@ -618,7 +619,7 @@ static int cxl_shadow_place(CXLFMWShadow *sh, uint64_t off, uint64_t len,
     if (qatomic_read(&sh->fill_fail)) {
         qatomic_dec(&sh->fill_fail);
         *placed = 0;
-        return ENOMEM;
+        return -ENOMEM;
     }
     while (done < len) {
         *placed = done;
@@ -633,7 +634,7 @@ static int cxl_shadow_place(CXLFMWShadow *sh, uint64_t off, uint64_t len,
             return 0;
         }
         if (errno != EEXIST && errno != EAGAIN) {
-            return errno;
+            return -errno;
         }
         /* copy.copy: bytes placed before the page that stopped it */
         done += (copy.copy > 0 ? copy.copy : 0) +
@@ -771,7 +772,7 @@ static uint64_t cxl_shadow_fill(CXLFMWShadow *sh, uint64_t first,
             error_report("CXL shadow %s: cannot fill 0x%" PRIx64 " bytes at "
                          "0x%" PRIx64 ": %s; retrying",
                          memory_region_name(&sh->mr), n * sh->page, off,
-                         strerror(err));
+                         strerror(-err));
         }
     }
     qemu_mutex_unlock(&sh->fill_lock);
