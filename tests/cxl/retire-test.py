@@ -25,8 +25,9 @@ backend the decode names:
     a route change (or a DMA mapping held across one) in that pause: the
     destination's files are the source's;
   * churn: a guest writes region B without pause while route changes of
-    every kind are made, each with a DMA mapping held across it; after
-    each, every word the guest wrote is in the backends.
+    every kind are made (ram-route, an uncommit, an unplug and replug, a
+    sanitize, the write-back period), each with a DMA mapping held across
+    it; after each, every word the guest wrote is in the backends.
 
 Usage: retire-test.py --qemu-dir BUILD --guest-dir GUEST [--tier ci|full]
        [-k NAME]
@@ -42,7 +43,7 @@ import struct
 import sys
 import time
 
-from cxltest import Rig, Runner, Step, Topology, check
+from cxltest import Rig, Runner, Step, Topology, check, pcie_cap
 from cxltest import qtest as cq
 from cxltest.scenario import (WRITER_PARAMS, check_writer_buffer, files_equal,
                               mailbox_of, moved_topology, probe_bytes, q64,
@@ -415,9 +416,59 @@ def run_fill_fails(rig, rng):
 
 # --- churn -------------------------------------------------------------
 
+def unplug_ep0(rig):
+    """Unplug ep0 (region A), remembering its BARs for replug_ep0()."""
+    q = rig.q
+    sec = (q.cfg_read32(16, 0, 0, 0x18) >> 8) & 0xff
+    rig.ep0_bars = (sec, [q.cfg_read32(sec, 0, 0, 0x10 + 4 * i)
+                          for i in range(6)])
+    unplug_first(rig)
+
+
+def replug_ep0(rig):
+    """ep0 again, on the same backend: device_add, the slot powered on,
+    its BARs where they were, its decoder committed as before."""
+    q, t = rig.q, rig.topo
+    sec, bars = rig.ep0_bars
+    q.qmp("device_add", driver="cxl-type3", bus="h0rp0", id=t.eps[0].name,
+          **{"volatile-memdev": "m0"})
+    cap = pcie_cap(q, 16, 0)
+    ctl = q.cfg_read32(16, 0, 0, cap + 0x18) & 0xffff
+    q.cfg_write32(16, 0, 0, cap + 0x18, (ctl & ~0x700) | 0x100)
+    deadline = time.time() + 10
+    while q.cfg_read32(sec, 0, 0, 0) & 0xffff == 0xffff:
+        check(time.time() < deadline, "ep0 did not come back")
+        time.sleep(0.02)
+    for i, bar in enumerate(bars):
+        q.cfg_write32(sec, 0, 0, 0x10 + 4 * i, bar)
+    q.cfg_write32(sec, 0, 0, 0x04, 0x6)
+    rig.discover()
+    ep = t.eps[0]
+    rig.commit(rig.bar0[ep.name], 0, rig.base, half(rig), 2, t.gep,
+               what=ep.name)
+
+
+def sanitize_start(rig):
+    """Sanitize ep0: its media go away for about 4 s (virtual time, which
+    runs with the guest)."""
+    q = rig.q
+    mbox = mailbox_of(q, rig.topo.eps[0])
+    q.cmd("writeq 0x%x 0x4400" % (mbox + 0x8))
+    q.writel(mbox + 0x4, 1)
+
+
+def sanitize_done(rig):
+    """Until the sanitize is over and region A is RAM again."""
+    deadline = time.time() + 30
+    while ".mmio" in (flat_name_at(rig, 0) or ".mmio"):
+        check(time.time() < deadline, "region A did not come back after "
+              "the sanitize")
+        time.sleep(0.05)
+
+
 def churn_changes(rig):
-    """Route changes of every kind this rig can make and undo while the
-    guest runs: (name, do, undo)."""
+    """Route changes of every kind this rig can make while the guest runs,
+    each with the change that undoes it: (name, do, undo)."""
     def period(ms):
         def f(r):
             for c in ("shadow0", "shadow1", "shadow2", "shadow3"):
@@ -433,15 +484,18 @@ def churn_changes(rig):
         ("ram-route shadow", lambda r: set_route(r, "shadow"),
          lambda r: set_route(r, "auto")),
         ("region A uncommitted", uncommit_a, recommit_a),
+        ("ep0 unplugged", unplug_ep0, replug_ep0),
+        ("ep0 sanitized", sanitize_start, sanitize_done),
         ("write-back period", period(3), period(20)),
     ]
 
 
 def run_churn(rig, rng, changes):
-    """The guest writes 32 MiB of region B without pause; route changes
-    of every kind, in random order, each with a DMA mapping of region B
-    held across it; after each, with the VM stopped: every word the guest
-    wrote is in ep2/ep3, and so are the device's bytes."""
+    """The guest writes 32 MiB of region B without pause.  Route changes
+    of every kind, in random order, each followed by the one that undoes
+    it; a DMA mapping of region B held across every one.  After each,
+    with the VM stopped: every word the guest wrote is in ep2/ep3, and so
+    are the device's bytes."""
     q, h, size = rig.q, half(rig), 32 << 20
     program_two(rig)
     q.write(WRITER_PARAMS, struct.pack("<8Q", rig.base + h, size, 0, 0, 0, 0,
@@ -450,27 +504,28 @@ def run_churn(rig, rng, changes):
     wait_writer(rig, 1, secs=120, since=0)
     kinds = churn_changes(rig)
     counts = {}
-    for i in range(changes):
+    i = 0
+    while i < changes:
         name, do, undo = kinds[rng.randrange(len(kinds))]
-        undoing = counts.get(name, 0) % 2
-        counts[name] = counts.get(name, 0) + 1
-        addr = rig.base + h + (64 << 20) + 4096 * rng.randrange(4096)
-        seed = rng.randrange(1, 255)
-        with Step("change %d: %s%s" % (i, name, " undone" if undoing
-                                       else "")):
-            check(dma(rig, "hold-map", addr, 4096, 0)["pieces"] == 1,
-                  "hold-map failed")
-            (undo if undoing else do)(rig)
-            wait_writer(rig, 0)
-            dma(rig, "hold-release", seed=seed)
-            q.qmp("stop")
-            check_writer_buffer(from_backends(rig, h, size),
-                                "region B in the backends")
-            dma_landed(rig, addr, 4096, seed, "DMA across the change")
-            q.qmp("cont")
-            time.sleep(rng.random() * 0.05)
+        counts[name] = counts.get(name, 0) + 2
+        for step, fn in (("", do), (" undone", undo)):
+            addr = rig.base + h + (64 << 20) + 4096 * rng.randrange(4096)
+            seed = rng.randrange(1, 255)
+            with Step("change %d: %s%s" % (i, name, step)):
+                check(dma(rig, "hold-map", addr, 4096, 0)["pieces"] == 1,
+                      "hold-map failed")
+                fn(rig)
+                wait_writer(rig, 0)
+                dma(rig, "hold-release", seed=seed)
+                q.qmp("stop")
+                check_writer_buffer(from_backends(rig, h, size),
+                                    "region B in the backends")
+                dma_landed(rig, addr, 4096, seed, "DMA across the change")
+                q.qmp("cont")
+                time.sleep(rng.random() * 0.05)
+            i += 1
     print("     %d changes: %s; %d passes written"
-          % (changes, ", ".join("%s %d" % kv for kv in sorted(counts.items())),
+          % (i, ", ".join("%s %d" % kv for kv in sorted(counts.items())),
              q64(q, WRITER_PARAMS + 0x10)))
 
 
