@@ -41,8 +41,6 @@
 #include "hw/pci/pci_bridge.h"
 #include "block/block.h"
 #include "hw/core/cpu.h"
-#include "exec/cputlb.h"
-#include "system/tcg.h"
 #include "hw/pci/pci_host.h"
 #include "trace.h"
 
@@ -420,6 +418,7 @@ static void cxl_fmw_stitched_log_sync(MemoryListener *listener,
 typedef struct CXLFMWRetiree {
     Object *obj;                /* reference held */
     void (*flush)(Object *obj); /* hands its writes to the backends */
+    bool releasing;             /* its last flush is under way */
 } CXLFMWRetiree;
 
 static GPtrArray *cxl_retirees;     /* of CXLFMWRetiree */
@@ -551,13 +550,18 @@ static void cxl_fmw_retirees_poll(void *opaque)
     while (i < cxl_retirees->len) {
         CXLFMWRetiree *rt = g_ptr_array_index(cxl_retirees, i);
 
-        if (qatomic_read(&rt->obj->ref) > 1) {
+        if (rt->releasing || qatomic_read(&rt->obj->ref) > 1) {
             i++;
             continue;
         }
-        /* nothing but this list holds it: nothing can write it now */
-        g_ptr_array_remove_index(cxl_retirees, i);
+        /*
+         * Nothing but this list holds it: nothing can write it now.  It
+         * stays listed until flushed, so that a sync point meanwhile (VM
+         * stop) flushes it too, and returns only once that is done.
+         */
+        rt->releasing = true;
         rt->flush(rt->obj);     /* may drop the BQL: look again from 0 */
+        g_ptr_array_remove(cxl_retirees, rt);
         object_unref(rt->obj);
         g_free(rt);
         i = 0;
@@ -571,7 +575,7 @@ static void cxl_fmw_retirees_poll(void *opaque)
 /* Take @obj, whose region just left a window, into the retirees. */
 static void cxl_fmw_retire(Object *obj, void (*flush)(Object *obj))
 {
-    CXLFMWRetiree *rt = g_new(CXLFMWRetiree, 1);
+    CXLFMWRetiree *rt = g_new0(CXLFMWRetiree, 1);
 
     if (!cxl_retirees) {
         cxl_retirees = g_ptr_array_new();
@@ -726,8 +730,8 @@ static void cxl_fmw_plan(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone,
         fw->target_hbs[0]) {
         for (i = 0; i <= cuts->len; i++) {
             hwaddr to = i < cuts->len ? g_array_index(cuts, hwaddr, i) : end;
-            CXLFMWPiece *n = &plan->next[plan->nb_next];
             const CXLFMWPiece *was = NULL;
+            CXLFMWPiece n;
             Error *err = NULL;
             MemoryInterleave *il;
 
@@ -750,7 +754,7 @@ static void cxl_fmw_plan(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone,
                     was = p;
                 }
             }
-            *n = (CXLFMWPiece) {
+            n = (CXLFMWPiece) {
                 .offset = from - fw->base, .size = to - from, .il = il,
             };
             if (was) {
@@ -758,14 +762,14 @@ static void cxl_fmw_plan(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone,
                  * As it was: so is its route (deciding again would stitch
                  * the window anew under KVM, on every register write)
                  */
-                n->route = was->route;
-            } else if (il && !cxl_fmw_piece_route(r, il, &n->route, &n->host,
+                n.route = was->route;
+            } else if (il && !cxl_fmw_piece_route(r, il, &n.route, &n.host,
                                                   &err)) {
                 memory_interleave_unref(il);
-                n->il = il = NULL;
+                il = NULL;
             }
             if (il) {
-                plan->nb_next++;
+                plan->next[plan->nb_next++] = n;
             } else {
                 trace_cxl_fmw_mmio(fw->index, from - fw->base, to - from,
                                    error_get_pretty(err));
@@ -777,10 +781,8 @@ static void cxl_fmw_plan(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone,
             }
         }
     }
-    r->rebuild = false;
-
     /* a piece found again stays in its slot, whatever the others do */
-    for (i = 0; i < plan->nb_next; i++) {
+    for (i = 0; !r->rebuild && i < plan->nb_next; i++) {
         for (s = 0; s < CXL_FMW_MAX_PIECES; s++) {
             if (r->piece[s].il && !plan->stays[s] &&
                 cxl_fmw_piece_same(&r->piece[s], &plan->next[i])) {
@@ -796,11 +798,8 @@ static void cxl_fmw_plan(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone,
  * stopped VM, a reset, an incoming migration): a shadow's last
  * write-back must see every vCPU write to it, and no vCPU write through
  * the next route may land between that write-back's compare and its
- * copy.  Not from a vCPU thread (the guest's own decoder store), where
- * waiting for the others could wait for this one (a run_on_cpu() or
- * exclusive work of theirs): there the other vCPUs' writes during the
- * pass are concurrent with the store, which has not completed, and the
- * write-back still waits for each vCPU to leave the old map.
+ * copy.  Only from the main loop: a pass that retires pieces is never
+ * run in a vCPU thread but for an unplug (cxl_fmws_update_routing()).
  */
 static bool cxl_fmw_pause_vcpus(void)
 {
@@ -816,18 +815,6 @@ static bool cxl_fmw_pause_vcpus(void)
         }
     }
     return false;
-}
-
-/*
- * The vCPU that made the decoder store is inside its translation block:
- * the flush its commit queued runs only once it leaves.  Its next stores
- * take the new map now.
- */
-static void cxl_fmw_flush_own_tlb(void)
-{
-    if (tcg_enabled() && qemu_in_vcpu_thread()) {
-        tlb_flush(current_cpu);
-    }
 }
 
 /* Apply the routing passes' @plans: retire what went, map what came. */
@@ -884,7 +871,6 @@ static void cxl_fmws_apply(CXLFMWPlan *plans, unsigned n)
          * and filled from them.
          */
         memory_region_transaction_commit();
-        cxl_fmw_flush_own_tlb();
         bdrv_drain_all();
         cxl_fmws_retirees_flush();
         memory_region_transaction_begin();
@@ -904,7 +890,6 @@ static void cxl_fmws_apply(CXLFMWPlan *plans, unsigned n)
         }
     }
     memory_region_transaction_commit();
-    cxl_fmw_flush_own_tlb();
     if (paused) {
         resume_all_vcpus();
     }
@@ -983,15 +968,62 @@ static gint cxl_fmw_cmp_hwaddr(gconstpointer a, gconstpointer b)
 static bool cxl_routing_busy, cxl_routing_pending;
 static QEMUBH *cxl_routing_bh;
 
+/* vCPUs that stopped themselves until the deferred pass has run */
+static GPtrArray *cxl_routing_stopped;
+
 static void cxl_fmws_routing_bh(void *opaque)
 {
     cxl_fmws_update_routing(NULL);
+}
+
+/* Does the pass take a piece away? */
+static bool cxl_fmws_plans_retire(CXLFMWPlan *plans, unsigned n)
+{
+    for (unsigned w = 0; w < n; w++) {
+        for (unsigned s = 0; s < CXL_FMW_MAX_PIECES; s++) {
+            if (plans[w].fw->routing->piece[s].il && !plans[w].stays[s]) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/*
+ * The guest's own store (an uncommit, a reprogramming, a reset) takes a
+ * piece away: the pass needs the other vCPUs paused, which a vCPU may not
+ * wait for (it could wait for one that waits for it: a run_on_cpu(), an
+ * exclusive section).  So the pass is left to the main loop, and this
+ * vCPU stops at the end of its translation block until it has run: its
+ * next stores take the new route, as if the store had done it all.
+ */
+static void cxl_fmws_routing_defer_from_vcpu(void)
+{
+    if (!cxl_routing_stopped) {
+        cxl_routing_stopped = g_ptr_array_new();
+    }
+    g_ptr_array_add(cxl_routing_stopped, current_cpu);
+    cpu_pause(current_cpu);
+    cxl_routing_pending = true;
+    trace_cxl_fmw_routing_deferred();
+}
+
+/* After a pass in the main loop: the vCPUs that waited for it run on. */
+static void cxl_fmws_routing_release_vcpus(GPtrArray *waiting)
+{
+    if (waiting && runstate_is_running()) {
+        for (guint i = 0; i < waiting->len; i++) {
+            cpu_resume(g_ptr_array_index(waiting, i));
+        }
+    }
+    /* else the VM's start resumes them with the others */
 }
 
 void cxl_fmws_update_routing(PCIDevice *gone)
 {
     g_autoptr(GArray) cuts = NULL;
     g_autofree CXLFMWPlan *plans = NULL;
+    g_autoptr(GPtrArray) waiting = NULL;
     GSList *windows, *it;
     unsigned n, w;
 
@@ -1000,8 +1032,13 @@ void cxl_fmws_update_routing(PCIDevice *gone)
         trace_cxl_fmw_routing_deferred();
         return;
     }
+    if (!qemu_in_vcpu_thread()) {
+        /* the vCPUs this pass releases; later ones wait for the next */
+        waiting = g_steal_pointer(&cxl_routing_stopped);
+    }
     windows = cxl_fmws_get_all_sorted();
     if (!windows) {
+        cxl_fmws_routing_release_vcpus(waiting);
         return;
     }
     cxl_routing_busy = true;
@@ -1013,7 +1050,15 @@ void cxl_fmws_update_routing(PCIDevice *gone)
     for (it = windows, w = 0; it; it = it->next, w++) {
         cxl_fmw_plan(CXL_FMW(it->data), cuts, gone, &plans[w]);
     }
-    cxl_fmws_apply(plans, n);
+    /* an unplug cannot wait: the device leaves when this returns */
+    if (qemu_in_vcpu_thread() && !gone && cxl_fmws_plans_retire(plans, n)) {
+        cxl_fmws_routing_defer_from_vcpu();
+    } else {
+        cxl_fmws_apply(plans, n);
+        for (w = 0; w < n; w++) {
+            plans[w].fw->routing->rebuild = false;
+        }
+    }
     for (w = 0; w < n; w++) {
         for (unsigned i = 0; i < plans[w].nb_next; i++) {
             cxl_fmw_piece_release(&plans[w].next[i]);   /* kept as it was */
@@ -1022,6 +1067,7 @@ void cxl_fmws_update_routing(PCIDevice *gone)
     g_slist_free(windows);
     cxl_routing_busy = false;
     cxl_fmws_routing_resume();
+    cxl_fmws_routing_release_vcpus(waiting);
 }
 
 void cxl_fmws_routing_resume(void)
@@ -1030,15 +1076,18 @@ void cxl_fmws_routing_resume(void)
         !cxl_fmws_shadows_syncing()) {
         cxl_routing_pending = false;
         if (!cxl_routing_bh) {
-            cxl_routing_bh = qemu_bh_new(cxl_fmws_routing_bh, NULL);
+            /* not in a nested aio_poll (a drain inside a reset) */
+            cxl_routing_bh = aio_bh_new(iohandler_get_aio_context(),
+                                        cxl_fmws_routing_bh, NULL);
         }
         qemu_bh_schedule(cxl_routing_bh);
     }
 }
 
 /*
- * A new policy or way of serving: the pieces are made anew, through the
- * retire protocol (cxl_fmws_apply() pauses the vCPUs for it).
+ * A new policy or way of serving: every piece is made anew (a shadow that
+ * could not be made is tried again), through the retire protocol
+ * (cxl_fmws_apply() pauses the vCPUs for it).
  */
 static void cxl_fmw_reroute(CXLFixedWindow *fw)
 {

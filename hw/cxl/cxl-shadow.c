@@ -174,6 +174,15 @@ struct CXLFMWShadow {
     uint32_t period_ms;         /* x-writeback-period-ms */
     QemuEvent wb_idle;          /* set: the writer holds no snapshot */
 
+    /*
+     * A write-back is taking its snapshot (which drops the BQL) or copying
+     * it: another one of the same shadow waits, under the BQL, until it is
+     * done, so that none returns before bytes an earlier one cleared from
+     * the log are in the backends (cxl_shadow_sync_lock()).
+     */
+    bool sync_busy;
+    QemuCond sync_cond;
+
     /* lazy fill */
     int uffd;                   /* -1: filled eagerly */
     int quit[2];                /* pipe: tells the fill thread to stop */
@@ -321,17 +330,33 @@ static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap,
  * may go on writing meanwhile: a page written after its bit was cleared
  * is dirty again, and copied at the next write-back.
  */
+static void cxl_shadow_sync_lock(CXLFMWShadow *sh)
+{
+    while (sh->sync_busy) {
+        qemu_cond_wait_bql(&sh->sync_cond);
+    }
+    sh->sync_busy = true;
+}
+
+static void cxl_shadow_sync_unlock(CXLFMWShadow *sh)
+{
+    sh->sync_busy = false;
+    qemu_cond_broadcast(&sh->sync_cond);
+}
+
 static void cxl_shadow_writeback(CXLFMWShadow *sh)
 {
     DirtyBitmapSnapshot *snap;
 
     cxl_shadows_sync_begin();
+    cxl_shadow_sync_lock(sh);
     /* the writer's copy of older bytes must not land after ours */
     qemu_event_wait(&sh->wb_idle);
     snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
                                                   DIRTY_MEMORY_VGA);
     cxl_shadow_copy_dirty(sh, snap, NULL);
     g_free(snap);
+    cxl_shadow_sync_unlock(sh);
     cxl_shadows_sync_end();
 }
 
@@ -432,7 +457,7 @@ static void cxl_shadow_tick(void *opaque)
         return;
     }
     qemu_mutex_lock(&sh->wb_lock);
-    idle = !sh->wb_snap;
+    idle = !sh->wb_snap && !sh->sync_busy;
     qemu_mutex_unlock(&sh->wb_lock);
     if (!idle) {
         timer_mod(sh->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
@@ -440,6 +465,7 @@ static void cxl_shadow_tick(void *opaque)
     } else {
         /* waits for the vCPUs with the BQL dropped: sh stays routed */
         cxl_shadows_sync_begin();
+        sh->sync_busy = true;
         snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
                                                       DIRTY_MEMORY_VGA);
         qemu_mutex_lock(&sh->wb_lock);
@@ -447,6 +473,7 @@ static void cxl_shadow_tick(void *opaque)
         qemu_event_reset(&sh->wb_idle);
         qemu_cond_signal(&sh->wb_cond);
         qemu_mutex_unlock(&sh->wb_lock);
+        cxl_shadow_sync_unlock(sh);
         cxl_shadows_sync_end();
     }
 }
@@ -1074,6 +1101,7 @@ void cxl_fmw_shadow_flush(CXLFMWShadow *sh)
 
     assert(!sh->live);
     cxl_shadows_sync_begin();
+    cxl_shadow_sync_lock(sh);
     qemu_event_wait(&sh->wb_idle);
     snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
                                                   DIRTY_MEMORY_VGA);
@@ -1093,6 +1121,7 @@ void cxl_fmw_shadow_flush(CXLFMWShadow *sh)
         cxl_shadow_copy_dirty(sh, snap, live->len ? runs : NULL);
     }
     g_free(snap);
+    cxl_shadow_sync_unlock(sh);
 
     /* into the live shadows: each run once, adjacent runs together */
     g_array_sort(runs, cxl_shadow_run_cmp);
@@ -1165,6 +1194,7 @@ static void cxl_fmw_shadow_init(Object *obj)
     qemu_mutex_init(&sh->wb_lock);
     qemu_mutex_init(&sh->fill_lock);
     qemu_cond_init(&sh->wb_cond);
+    qemu_cond_init(&sh->sync_cond);
     qemu_event_init(&sh->wb_idle, true);
     qemu_thread_create(&sh->writer, "cxl-shadow-wb", cxl_shadow_writer_thread,
                        sh, QEMU_THREAD_JOINABLE);
@@ -1215,6 +1245,7 @@ static void cxl_fmw_shadow_finalize(Object *obj)
     qemu_thread_join(&sh->writer);
     qemu_event_destroy(&sh->wb_idle);
     qemu_cond_destroy(&sh->wb_cond);
+    qemu_cond_destroy(&sh->sync_cond);
     qemu_mutex_destroy(&sh->wb_lock);
     cxl_shadow_stop_lazy(sh);
     qemu_mutex_destroy(&sh->fill_lock);
