@@ -183,6 +183,27 @@ struct CXLFMWShadow {
     bool sync_busy;
     QemuCond sync_cond;
 
+    /*
+     * Retired (cxl_fmw_shadow_retire()): only devices that still map it
+     * (and vCPUs on their way out) write it, and the backends may change
+     * under it through the next route.  So a retired shadow must write
+     * back the bytes written to it, not every byte of a page that differs
+     * from the backends.  With @wp (the userfaultfd registered for
+     * write-protect faults too), the shadow is write-protected when
+     * retired: the first write to a page faults, the fill thread keeps
+     * the page's bytes in @pristine and lets the write go on; a page
+     * filled after that is kept as placed.  A flush writes back exactly
+     * the bytes that differ from @pristine.  Without @wp, whole pages
+     * (rule 37).  @pristine: page index -> bytes, under @fill_lock.
+     * The first flush after the retirement (@flushed clear) writes back
+     * whole pages that vCPUs dirtied before it, pristine or not: nothing
+     * else has written the backends yet.
+     */
+    bool wp;
+    bool armed;
+    bool flushed;
+    GHashTable *pristine;
+
     /* lazy fill */
     int uffd;                   /* -1: filled eagerly */
     int quit[2];                /* pipe: tells the fill thread to stop */
@@ -296,7 +317,10 @@ static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap,
 
             if (test_bit(p / sh->page, sh->filled) &&
                 memory_region_snapshot_get_dirty(&sh->mr, snap, p,
-                                                 sh->page)) {
+                                                 sh->page) &&
+                !(sh->armed && sh->flushed &&
+                  g_hash_table_contains(sh->pristine,
+                                        GSIZE_TO_POINTER(p / sh->page)))) {
                 set_bit(i, pages);
                 if (test_bit(p / sh->page, sh->zero)) {
                     set_bit(i, zero);
@@ -747,6 +771,32 @@ static bool cxl_shadow_backends_hole(CXLFMWShadow *sh, uint64_t off,
     return true;
 }
 
+/* Keep @bytes as page @p's pristine bytes, unless kept already; fill lock */
+static void cxl_shadow_keep_pristine(CXLFMWShadow *sh, uint64_t p,
+                                     const uint8_t *bytes)
+{
+    if (!g_hash_table_contains(sh->pristine, GSIZE_TO_POINTER(p))) {
+        g_hash_table_insert(sh->pristine, GSIZE_TO_POINTER(p),
+                            g_memdup2(bytes, sh->page));
+    }
+}
+
+/*
+ * A write to page @p of a retired, write-protected shadow: keep what it
+ * holds, then let the write go on (and any other waiting there).
+ */
+static void cxl_shadow_wp_fault(CXLFMWShadow *sh, uint64_t p)
+{
+    qemu_mutex_lock(&sh->fill_lock);
+    cxl_shadow_keep_pristine(sh, p, sh->host + p * sh->page);
+    qemu_mutex_unlock(&sh->fill_lock);
+    /* (reported by the helper) the writer waits: try again */
+    while (uffd_change_protection(sh->uffd, sh->host + p * sh->page,
+                                  sh->page, false, false)) {
+        g_usleep(1000);
+    }
+}
+
 /*
  * Fill page @first: gather it, and the unfilled pages after it up to
  * CXL_SHADOW_FILL_PAGES and below page @limit, from the backends and
@@ -789,6 +839,10 @@ static uint64_t cxl_shadow_fill(CXLFMWShadow *sh, uint64_t first,
         set_bit_atomic(first + i, sh->filled);
     }
     err = cxl_shadow_place(sh, off, n * sh->page, &placed);
+    for (uint64_t i = 0; sh->armed && i < (err ? placed : n * sh->page) /
+                                         sh->page; i++) {
+        cxl_shadow_keep_pristine(sh, first + i, sh->bounce + i * sh->page);
+    }
     if (err) {
         /* filled means present: take back the bits of what is not */
         for (uint64_t i = placed / sh->page; i < n; i++) {
@@ -887,7 +941,11 @@ static void *cxl_shadow_fill_thread(void *opaque)
         }
         n = uffd_read_events(sh->uffd, msg, ARRAY_SIZE(msg));
         for (i = 0; i < n; i++) {
-            if (msg[i].event == UFFD_EVENT_PAGEFAULT) {
+            if (msg[i].event == UFFD_EVENT_PAGEFAULT &&
+                (msg[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)) {
+                cxl_shadow_wp_fault(sh, (msg[i].arg.pagefault.address -
+                                         (uintptr_t)sh->host) / sh->page);
+            } else if (msg[i].event == UFFD_EVENT_PAGEFAULT) {
                 cxl_shadow_fault(sh, (msg[i].arg.pagefault.address -
                                       (uintptr_t)sh->host) / sh->page);
             }
@@ -899,13 +957,27 @@ static void *cxl_shadow_fill_thread(void *opaque)
 /* Fill lazily through userfaultfd, or say why not. */
 static bool cxl_shadow_start_lazy(CXLFMWShadow *sh, Error **errp)
 {
-    sh->uffd = uffd_create_fd(0, true);
+    uint64_t features = 0;
+
+    sh->wp = !uffd_query_features(&features) &&
+             (features & UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+    sh->uffd = uffd_create_fd(sh->wp ? UFFD_FEATURE_PAGEFAULT_FLAG_WP : 0,
+                              true);
+    if (sh->uffd < 0 && sh->wp) {
+        sh->wp = false;
+        sh->uffd = uffd_create_fd(0, true);
+    }
     if (sh->uffd < 0) {
         error_setg(errp, "userfaultfd is not available");
         return false;
     }
-    if (uffd_register_memory(sh->uffd, sh->host, sh->il->size,
-                             UFFDIO_REGISTER_MODE_MISSING, NULL)) {
+    if (sh->wp && uffd_register_memory(sh->uffd, sh->host, sh->il->size,
+                                       UFFDIO_REGISTER_MODE_MISSING |
+                                       UFFDIO_REGISTER_MODE_WP, NULL)) {
+        sh->wp = false;
+    }
+    if (!sh->wp && uffd_register_memory(sh->uffd, sh->host, sh->il->size,
+                                        UFFDIO_REGISTER_MODE_MISSING, NULL)) {
         error_setg(errp, "cannot register the shadow with userfaultfd");
         uffd_close_fd(sh->uffd);
         sh->uffd = -1;
@@ -1056,6 +1128,64 @@ void cxl_fmw_shadow_retire(CXLFMWShadow *sh)
     sh->timer = NULL;
     QLIST_REMOVE(sh, link);
     sh->live = false;
+    /* the next route may write the backends: holes are holes no more */
+    bitmap_zero(sh->zero, sh->il->size / sh->page);
+    if (sh->wp) {
+        qemu_mutex_lock(&sh->fill_lock);
+        sh->pristine = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+        qatomic_set(&sh->armed, true);
+        qemu_mutex_unlock(&sh->fill_lock);
+        if (uffd_change_protection(sh->uffd, sh->host, sh->il->size, true,
+                                   false)) {
+            /* reported: whole pages then */
+            qemu_mutex_lock(&sh->fill_lock);
+            qatomic_set(&sh->armed, false);
+            qemu_mutex_unlock(&sh->fill_lock);
+        }
+    }
+}
+
+/*
+ * Write back what differs in the pages @sh kept pristine since it was
+ * retired, byte for byte, and keep what was written as the pages' new
+ * pristine bytes.  A page is copied first: a device may write it
+ * meanwhile, and what it writes after the copy differs at the next
+ * flush.  Under @fill_lock.
+ */
+static void cxl_shadow_copy_pristine(CXLFMWShadow *sh, CXLShadowWritten *w)
+{
+    g_autofree uint8_t *now = g_malloc(sh->page);
+    GHashTableIter it;
+    gpointer key, value;
+
+    g_hash_table_iter_init(&it, sh->pristine);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        uint64_t base = GPOINTER_TO_SIZE(key) * sh->page, i = 0, j;
+        uint8_t *was = value;
+
+        memcpy(now, sh->host + base, sh->page);
+        while (i < sh->page) {
+            if (now[i] == was[i]) {
+                i++;
+                continue;
+            }
+            for (j = i; j < sh->page && now[j] != was[j]; j++) {
+                /* the run of bytes that changed */
+            }
+            for (uint64_t off = base + i, len = j - i; len; ) {
+                uint64_t toff, l = len;
+                unsigned e = memory_interleave_translate(sh->il, off, &toff,
+                                                         &l);
+
+                memcpy(sh->target_host[e] + toff, now + (off - base), l);
+                cxl_shadow_written(sh->il, e, toff, l, w);
+                off += l;
+                len -= l;
+            }
+            i = j;
+        }
+        memcpy(was, now, sh->page);
+    }
 }
 
 /* Does live shadow @sh write to a target of @il? */
@@ -1098,6 +1228,7 @@ void cxl_fmw_shadow_flush(CXLFMWShadow *sh)
     DirtyBitmapSnapshot *snap;
     CXLFMWShadow *other;
     guint i, n = 0;
+    bool kept;
 
     assert(!sh->live);
     cxl_shadows_sync_begin();
@@ -1105,7 +1236,11 @@ void cxl_fmw_shadow_flush(CXLFMWShadow *sh)
     qemu_event_wait(&sh->wb_idle);
     snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
                                                   DIRTY_MEMORY_VGA);
-    if (memory_region_snapshot_get_dirty(&sh->mr, snap, 0, sh->il->size)) {
+    qemu_mutex_lock(&sh->fill_lock);
+    kept = sh->armed && g_hash_table_size(sh->pristine);
+    qemu_mutex_unlock(&sh->fill_lock);
+    if (memory_region_snapshot_get_dirty(&sh->mr, snap, 0, sh->il->size) ||
+        kept) {
         live = g_ptr_array_new_with_free_func((GDestroyNotify)object_unref);
         QLIST_FOREACH(other, &cxl_shadows, link) {
             if (cxl_shadow_shares_target(other, sh->il)) {
@@ -1118,9 +1253,19 @@ void cxl_fmw_shadow_flush(CXLFMWShadow *sh)
                 cxl_shadow_writeback(other);
             }
         }
-        cxl_shadow_copy_dirty(sh, snap, live->len ? runs : NULL);
+        if (sh->armed) {
+            CXLShadowWritten w = { .runs = live->len ? runs : NULL };
+
+            qemu_mutex_lock(&sh->fill_lock);
+            cxl_shadow_copy_dirty(sh, snap, w.runs);
+            cxl_shadow_copy_pristine(sh, &w);
+            qemu_mutex_unlock(&sh->fill_lock);
+        } else {
+            cxl_shadow_copy_dirty(sh, snap, live->len ? runs : NULL);
+        }
     }
     g_free(snap);
+    sh->flushed = true;
     cxl_shadow_sync_unlock(sh);
 
     /* into the live shadows: each run once, adjacent runs together */
@@ -1257,6 +1402,9 @@ static void cxl_fmw_shadow_finalize(Object *obj)
     g_free(sh->target_fd_offset);
     g_free(sh->filled);
     g_free(sh->zero);
+    if (sh->pristine) {
+        g_hash_table_unref(sh->pristine);
+    }
     memory_interleave_unref(sh->il);
 }
 

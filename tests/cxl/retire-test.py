@@ -291,6 +291,41 @@ def run_dma_across(rig, rng, trigger):
               "device's bytes after cont")
 
 
+def run_dma_shares_page(rig, rng):
+    """A device maps 512 bytes of a page of region B, the route changes
+    (ram-route shadow: region B's shadow retires and a new one serves
+    it), the guest writes other bytes of the same page through the new
+    route, then the device fills its 512 bytes and unmaps: both writes are
+    in the backends and the window, neither undoes the other."""
+    q, h = rig.q, half(rig)
+    program_two(rig)
+    page = rig.base + h + 4096 * rng.randrange(16, 4096)
+    q.write(page, b"\x5a" * 4096)        # a filled page, not zeros
+    r = dma(rig, "hold-map", page, 512, 0)
+    check(r["pieces"] == 1 and r["max-piece"] == 512, "hold-map: %s" % r)
+    set_route(rig, "shadow")
+    guest = struct.pack("<Q", 0x6e57000000000000 | rng.randrange(1 << 32))
+    q.write(page + 1024, guest)
+    seed = rng.randrange(1, 255)
+    dma(rig, "hold-release", seed=seed)
+    want = bytearray(b"\x5a" * 4096)
+    want[:512] = probe_bytes(page, 512, seed)
+    want[1024:1032] = guest
+    deadline = time.time() + 5
+    while from_backends(rig, page - rig.base, 4096) != want:
+        got = from_backends(rig, page - rig.base, 4096)
+        check(time.time() < deadline, "5 s after the device unmapped: %s"
+              % ("the guest's write through the new route was undone"
+                 if got[:512] == want[:512] else
+                 "the device's bytes are not in the backends"))
+        time.sleep(0.01)
+    check(q.read(page, 4096) == bytes(want), "the window does not show both "
+          "writes")
+    q.qmp("stop")
+    check(from_backends(rig, page - rig.base, 4096) == want, "after stop, "
+          "the backends lost one of the two writes")
+
+
 # --- a stitched piece retired before the last dirty sync --------------
 
 def run_stitched_switchover(rig, rng, variant):
@@ -567,6 +602,7 @@ def main():
         extra=writer, accel="tcg")
     run("virt-guest-uncommits", "virt", run_guest_uncommits, extra=writer,
         accel="tcg")
+    run("q35-dma-shares-page", "q35", run_dma_shares_page, extra=dma_dev)
     for trig in TRIGGERS:
         run("q35-dma-across-%s" % trig, "q35",
             lambda rig, rng, trig=trig: run_dma_across(rig, rng, trig),
