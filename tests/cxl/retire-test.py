@@ -45,9 +45,9 @@ import time
 
 from cxltest import Rig, Runner, Step, Topology, check, pcie_cap
 from cxltest import qtest as cq
-from cxltest.scenario import (WRITER_PARAMS, check_writer_buffer, files_equal,
-                              mailbox_of, moved_topology, probe_bytes, q64,
-                              unplug_first, wait_migration, wait_writer)
+from cxltest.scenario import (check_writer_buffer, files_equal, mailbox_of,
+                              moved_topology, probe_bytes, q64, unplug_first,
+                              wait_migration, wait_writer, writer_params)
 
 DMA_DEV = "/machine/peripheral/dma"
 
@@ -163,11 +163,12 @@ def run_other_region_unplug(rig, rng):
     region B: region A goes to the decode, region B keeps its shadow (the
     same one, with the pages it filled), and every word of the pass is in
     ep2/ep3."""
+    wp = writer_params(rig)
     q, h, size = rig.q, half(rig), 256 << 20
     program_two(rig)
     b_shadow = shadow_child(rig, h)
     shadow_child(rig, 0)
-    q.write(WRITER_PARAMS, struct.pack("<8Q", rig.base + h, size, 0, 0, 0, 0,
+    q.write(wp, struct.pack("<8Q", rig.base + h, size, 0, 0, 0, 0,
                                        8, 1))
     q.qmp("cont")
     deadline = time.time() + 30
@@ -177,7 +178,7 @@ def run_other_region_unplug(rig, rng):
     with Step("ep0 unplugged during the pass"):
         before = filled(rig, b_shadow)
         unplug_first(rig)
-        check(q64(q, WRITER_PARAMS + 0x10) == 0, "the pass was over before "
+        check(q64(q, wp + 0x10) == 0, "the pass was over before "
               "the unplug: this run proves nothing")
         check(flat_name_at(rig, 0) == "cxl-fixed-memory-region.mmio",
               "region A is served by %s after the unplug, not the decode"
@@ -202,6 +203,7 @@ def run_guest_uncommits(rig, rng):
     region A's decoders itself (host bridge, then endpoints), right after
     its last store: every word of the pass is in ep0/ep1, and region A is
     on the decode."""
+    wp = writer_params(rig)
     q, size, t = rig.q, 64 << 20, rig.topo
     program_two(rig)
     shadow_child(rig, 0)
@@ -210,15 +212,15 @@ def run_guest_uncommits(rig, rng):
     stores = []
     for reg in regs:
         stores += [reg, q.readl(reg) & ~cq.CTRL_COMMIT]
-    q.write(WRITER_PARAMS, struct.pack("<9Q", rig.base, size, 0, 0, 0, 0, 8,
+    q.write(wp, struct.pack("<9Q", rig.base, size, 0, 0, 0, 0, 8,
                                        1, len(regs)))
-    q.write(WRITER_PARAMS + 0x48, struct.pack("<%dQ" % len(stores),
+    q.write(wp + 0x48, struct.pack("<%dQ" % len(stores),
                                               *stores))
     q.qmp("cont")
     deadline = time.time() + 120
-    while q64(q, WRITER_PARAMS + 0xc8) != 1:
-        check(not q64(q, WRITER_PARAMS + 0x20), "the guest took an "
-              "exception: ESR 0x%x" % q64(q, WRITER_PARAMS + 0x20))
+    while q64(q, wp + 0xc8) != 1:
+        check(not q64(q, wp + 0x20), "the guest took an "
+              "exception: ESR 0x%x" % q64(q, wp + 0x20))
         check(time.time() < deadline, "the guest did not uncommit")
         time.sleep(0.01)
     check(flat_name_at(rig, 0) == "cxl-fixed-memory-region.mmio",
@@ -536,9 +538,10 @@ def run_churn(rig, rng, changes):
     it; a DMA mapping of region B held across every one.  After each,
     with the VM stopped: every word the guest wrote is in ep2/ep3, and so
     are the device's bytes."""
+    wp = writer_params(rig)
     q, h, size = rig.q, half(rig), 32 << 20
     program_two(rig)
-    q.write(WRITER_PARAMS, struct.pack("<8Q", rig.base + h, size, 0, 0, 0, 0,
+    q.write(wp, struct.pack("<8Q", rig.base + h, size, 0, 0, 0, 0,
                                        8, 0))
     q.qmp("cont")
     wait_writer(rig, 1, secs=120, since=0)
@@ -566,7 +569,7 @@ def run_churn(rig, rng, changes):
             i += 1
     print("     %d changes: %s; %d passes written"
           % (i, ", ".join("%s %d" % kv for kv in sorted(counts.items())),
-             q64(q, WRITER_PARAMS + 0x10)))
+             q64(q, wp + 0x10)))
 
 
 def main():
@@ -584,6 +587,8 @@ def main():
     runner = Runner(opt.match)
     writer = ["-bios", os.path.join(opt.guest_dir, "writer-aarch64.bin"),
               "-S"]
+    writer_x86 = ["-bios", os.path.join(opt.guest_dir, "writer-x86_64.bin"),
+                  "-S"]
     dma_dev = ["-device", "x-dma-probe-testdev,id=dma"]
 
     def topo(tmp, g=256, n=4, **kw):
@@ -622,6 +627,11 @@ def main():
     run("virt-churn-256", "virt",
         lambda rig, rng: run_churn(rig, rng, changes),
         extra=writer + dma_dev, accel="tcg")
+    run("q35-churn-256", "q35",
+        lambda rig, rng: run_churn(rig, rng, changes),
+        extra=writer_x86 + dma_dev, accel="tcg")
+    run("q35-guest-uncommits", "q35", run_guest_uncommits, extra=writer_x86,
+        accel="tcg")
     run("virt-churn-4k", "virt",
         lambda rig, rng: run_churn(rig, rng, changes // 2),
         extra=writer + dma_dev, accel="tcg",

@@ -11,8 +11,14 @@ from .rig import pcie_cap
 from .runner import Failure, check
 from .topology import pattern
 
-# The writer guest (tests/cxl/guest/writer-aarch64.S): its parameters
-WRITER_PARAMS = 0x44000000
+# The writer guests (tests/cxl/guest/writer-*.S): their parameters
+WRITER_PARAMS = 0x44000000          # virt, writer-aarch64.S
+WRITER_PARAMS_X86 = 0x200000        # q35, writer-x86_64.S
+
+
+def writer_params(rig):
+    """Where the writer guest of @rig's machine has its parameters."""
+    return WRITER_PARAMS_X86 if rig.machine == "q35" else WRITER_PARAMS
 
 
 def q64(q, addr):
@@ -22,12 +28,12 @@ def q64(q, addr):
 def wait_writer(rig, passes, secs=30, since=None):
     """Until the writer has completed @passes more passes than @since
     (None: than it has now)."""
-    q, deadline = rig.q, time.time() + secs
-    start = q64(q, WRITER_PARAMS + 0x10) if since is None else since
-    while q64(q, WRITER_PARAMS + 0x10) < start + passes:
-        check(not q64(q, WRITER_PARAMS + 0x20),
+    q, deadline, wp = rig.q, time.time() + secs, writer_params(rig)
+    start = q64(q, wp + 0x10) if since is None else since
+    while q64(q, wp + 0x10) < start + passes:
+        check(not q64(q, wp + 0x20),
               "the writer took an exception: ESR 0x%x FAR 0x%x" % (
-                  q64(q, WRITER_PARAMS + 0x20), q64(q, WRITER_PARAMS + 0x28)))
+                  q64(q, wp + 0x20), q64(q, wp + 0x28)))
         check(time.time() < deadline, "the writer made no progress")
         time.sleep(0.01)
 

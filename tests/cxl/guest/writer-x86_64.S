@@ -1,0 +1,130 @@
+/*
+ * Freestanding x86-64 guest for q35 (-bios, 64 KiB at 0xffff0000): one CPU
+ * writes a CXL window forever, the x86 twin of writer-aarch64.S, for tests
+ * that change the window's route while a guest writes
+ * (tests/cxl/retire-test.py).
+ *
+ * Copyright (c) 2026 The qemu-cxl-interleave authors
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * Parameters (host -> guest) and results (guest -> host) at PARAMS, in RAM,
+ * laid out as writer-aarch64.S lays them out:
+ *   0x00 buffer (in the window, below 8 GiB), 0x08 size, 0x10 passes
+ *   completed, 0x18 0x600df00d once the guest runs, 0x30 stride (0: 8),
+ *   0x38 passes to make (0: forever), 0x40 register stores to make after
+ *   the last pass (address at 0x48 + 16 i, 32-bit value at 0x50 + 16 i),
+ *   0xc8 1 once they are made.
+ * No exception is caught: one resets the machine, and the passes start
+ * again from 0, which a test sees.
+ * From the reset vector to long mode on page tables in low RAM that map
+ * the first 8 GiB with 1 GiB pages; pass g stores g << 32 | o at every
+ * stride-th offset o of the buffer, in address order.
+ */
+
+#define BASE        0xffff0000
+#define ABS(x)      (BASE + (x) - image)
+#define PARAMS      0x200000
+#define BOOT_PML4   0x10000
+#define BOOT_PDPT   0x11000
+
+    .text
+image:
+
+gdt:
+    .quad   0
+    .quad   0x00cf9a000000ffff          /* 0x08 code32 */
+    .quad   0x00cf92000000ffff          /* 0x10 data */
+    .quad   0x00af9a000000ffff          /* 0x18 code64 */
+gdt_end:
+
+gdt_desc:
+    .word   gdt_end - gdt - 1
+    .long   ABS(gdt)
+
+    .code16
+start16:
+    cli
+    lgdtl   %cs:(gdt_desc - image)
+    movl    %cr0, %eax
+    orl     $1, %eax
+    movl    %eax, %cr0
+    ljmpl   $0x08, $ABS(start32)
+
+    .code32
+start32:
+    movw    $0x10, %ax
+    movw    %ax, %ds
+    movw    %ax, %es
+    movw    %ax, %ss
+    movl    $(BOOT_PDPT | 3), BOOT_PML4
+    movl    $0, BOOT_PML4 + 4
+    xorl    %ecx, %ecx
+0:  movl    %ecx, %eax
+    shll    $30, %eax
+    orl     $0xe3, %eax                 /* P RW PS A D */
+    movl    %eax, BOOT_PDPT(, %ecx, 8)
+    movl    %ecx, %eax
+    shrl    $2, %eax
+    movl    %eax, BOOT_PDPT + 4(, %ecx, 8)
+    incl    %ecx
+    cmpl    $8, %ecx
+    jne     0b
+    movl    %cr4, %eax
+    orl     $(1 << 5), %eax             /* PAE */
+    movl    %eax, %cr4
+    movl    $BOOT_PML4, %eax
+    movl    %eax, %cr3
+    movl    $0xc0000080, %ecx           /* EFER.LME */
+    rdmsr
+    orl     $(1 << 8), %eax
+    wrmsr
+    movl    %cr0, %eax
+    orl     $(1 << 31), %eax
+    movl    %eax, %cr0
+    ljmpl   $0x18, $ABS(start64)
+
+    .code64
+start64:
+    movl    $PARAMS, %ebp
+    movl    $0x80000, %esp
+    movq    $0x600df00d, 0x18(%rbp)
+    movq    0(%rbp), %r8                /* buffer */
+    movq    8(%rbp), %r9                /* size */
+    movq    0x30(%rbp), %r10            /* stride */
+    testq   %r10, %r10
+    jnz     0f
+    movq    $8, %r10
+0:  movq    0x38(%rbp), %r11            /* passes to make */
+    xorq    %r12, %r12                  /* pass */
+1:  incq    %r12
+    xorq    %rcx, %rcx                  /* offset */
+2:  movq    %r12, %rax
+    shlq    $32, %rax
+    orq     %rcx, %rax
+    movq    %rax, (%r8, %rcx)
+    addq    %r10, %rcx
+    cmpq    %r9, %rcx
+    jb      2b
+    movq    %r12, 0x10(%rbp)
+    cmpq    %r11, %r12
+    jne     1b
+    /* the register stores the host asked for, in order */
+    movq    0x40(%rbp), %rcx
+    leaq    0x48(%rbp), %rsi
+5:  testq   %rcx, %rcx
+    jz      6f
+    movq    (%rsi), %rdi
+    movl    8(%rsi), %eax
+    movl    %eax, (%rdi)
+    addq    $16, %rsi
+    decq    %rcx
+    jmp     5b
+6:  movq    $1, 0xc8(%rbp)
+3:  hlt
+    jmp     3b
+
+    .org    0xfff0
+reset:                                  /* jmp near start16, IP wraps */
+    .byte   0xe9
+    .word   (start16 - reset - 3) & 0xffff
+    .org    0x10000
