@@ -971,22 +971,44 @@ static QEMUBH *cxl_routing_bh;
 /* vCPUs that stopped themselves until the deferred pass has run */
 static GPtrArray *cxl_routing_stopped;
 
+static void cxl_fmws_route_all(PCIDevice *gone, GPtrArray *waiting);
+
+/*
+ * The deferred pass, from the main loop's own iteration (never inside a
+ * pause a reset or another caller holds): the only one that lets the
+ * vCPUs that waited for it go on.
+ */
 static void cxl_fmws_routing_bh(void *opaque)
 {
-    cxl_fmws_update_routing(NULL);
+    cxl_fmws_route_all(NULL, g_steal_pointer(&cxl_routing_stopped));
 }
 
-/* Does the pass take a piece away? */
-static bool cxl_fmws_plans_retire(CXLFMWPlan *plans, unsigned n)
+/*
+ * Would applying @plans pause the vCPUs or wait for them
+ * (cxl_fmws_apply())?  A shadow or a stitched piece goes (its flush waits
+ * for every vCPU), or a RAM route goes and a shadow comes.
+ */
+static bool cxl_fmws_plans_wait(CXLFMWPlan *plans, unsigned n)
 {
+    bool goes = false, shadow_comes = false;
+
     for (unsigned w = 0; w < n; w++) {
+        CXLFMWRouting *r = plans[w].fw->routing;
+
         for (unsigned s = 0; s < CXL_FMW_MAX_PIECES; s++) {
-            if (plans[w].fw->routing->piece[s].il && !plans[w].stays[s]) {
-                return true;
+            if (r->piece[s].il && !plans[w].stays[s]) {
+                if (r->piece[s].shadow || r->piece[s].stitched) {
+                    return true;
+                }
+                goes = true;
             }
         }
+        for (unsigned i = 0; i < plans[w].nb_next; i++) {
+            shadow_comes |= !plans[w].found[i] &&
+                plans[w].next[i].route == MEMORY_INTERLEAVE_ROUTE_SHADOW;
+        }
     }
-    return false;
+    return goes && shadow_comes;
 }
 
 /*
@@ -1000,15 +1022,17 @@ static bool cxl_fmws_plans_retire(CXLFMWPlan *plans, unsigned n)
 static void cxl_fmws_routing_defer_from_vcpu(void)
 {
     if (!cxl_routing_stopped) {
-        cxl_routing_stopped = g_ptr_array_new();
+        cxl_routing_stopped = g_ptr_array_new_with_free_func(
+            (GDestroyNotify)object_unref);
     }
-    g_ptr_array_add(cxl_routing_stopped, current_cpu);
+    /* held: a vCPU unplugged meanwhile is resumed harmlessly */
+    g_ptr_array_add(cxl_routing_stopped, object_ref(OBJECT(current_cpu)));
     cpu_pause(current_cpu);
     cxl_routing_pending = true;
     trace_cxl_fmw_routing_deferred();
 }
 
-/* After a pass in the main loop: the vCPUs that waited for it run on. */
+/* After the deferred pass: the vCPUs that waited for it run on. */
 static void cxl_fmws_routing_release_vcpus(GPtrArray *waiting)
 {
     if (waiting && runstate_is_running()) {
@@ -1021,20 +1045,31 @@ static void cxl_fmws_routing_release_vcpus(GPtrArray *waiting)
 
 void cxl_fmws_update_routing(PCIDevice *gone)
 {
+    cxl_fmws_route_all(gone, NULL);
+}
+
+/* A routing pass; then @waiting (vCPUs stopped for it) go on. */
+static void cxl_fmws_route_all(PCIDevice *gone, GPtrArray *waiting_)
+{
+    g_autoptr(GPtrArray) waiting = waiting_;
     g_autoptr(GArray) cuts = NULL;
     g_autofree CXLFMWPlan *plans = NULL;
-    g_autoptr(GPtrArray) waiting = NULL;
     GSList *windows, *it;
     unsigned n, w;
 
     if (cxl_routing_busy || cxl_fmws_shadows_syncing()) {
+        /* they wait for the pass that runs later */
+        while (waiting && waiting->len) {
+            if (!cxl_routing_stopped) {
+                cxl_routing_stopped = g_ptr_array_new_with_free_func(
+                    (GDestroyNotify)object_unref);
+            }
+            g_ptr_array_add(cxl_routing_stopped,
+                            g_ptr_array_steal_index(waiting, 0));
+        }
         cxl_routing_pending = true;
         trace_cxl_fmw_routing_deferred();
         return;
-    }
-    if (!qemu_in_vcpu_thread()) {
-        /* the vCPUs this pass releases; later ones wait for the next */
-        waiting = g_steal_pointer(&cxl_routing_stopped);
     }
     windows = cxl_fmws_get_all_sorted();
     if (!windows) {
@@ -1051,7 +1086,7 @@ void cxl_fmws_update_routing(PCIDevice *gone)
         cxl_fmw_plan(CXL_FMW(it->data), cuts, gone, &plans[w]);
     }
     /* an unplug cannot wait: the device leaves when this returns */
-    if (qemu_in_vcpu_thread() && !gone && cxl_fmws_plans_retire(plans, n)) {
+    if (qemu_in_vcpu_thread() && !gone && cxl_fmws_plans_wait(plans, n)) {
         cxl_fmws_routing_defer_from_vcpu();
     } else {
         cxl_fmws_apply(plans, n);

@@ -68,6 +68,7 @@
 #include "system/memory.h"
 #include "system/ramblock.h"
 #include "system/runstate.h"
+#include "system/cpus.h"
 #include "migration/misc.h"
 #include "system/tcg.h"
 #include "hw/cxl/cxl.h"
@@ -354,33 +355,48 @@ static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap,
  * may go on writing meanwhile: a page written after its bit was cleared
  * is dirty again, and copied at the next write-back.
  */
-static void cxl_shadow_sync_lock(CXLFMWShadow *sh)
+/*
+ * Take @sh's write-back for this thread, waiting (BQL dropped) for one
+ * under way to finish.  Not in a vCPU thread: the write-back under way
+ * may be waiting for this very vCPU (its snapshot waits for every vCPU
+ * to leave its translation block), and it cannot finish before this
+ * vCPU returns to its loop anyway, so the vCPU's write-back goes first,
+ * untaken.  Returns whether it was taken (cxl_shadow_sync_unlock()).
+ */
+static bool cxl_shadow_sync_lock(CXLFMWShadow *sh)
 {
+    if (qemu_in_vcpu_thread()) {
+        return false;
+    }
     while (sh->sync_busy) {
         qemu_cond_wait_bql(&sh->sync_cond);
     }
     sh->sync_busy = true;
+    return true;
 }
 
-static void cxl_shadow_sync_unlock(CXLFMWShadow *sh)
+static void cxl_shadow_sync_unlock(CXLFMWShadow *sh, bool taken)
 {
-    sh->sync_busy = false;
-    qemu_cond_broadcast(&sh->sync_cond);
+    if (taken) {
+        sh->sync_busy = false;
+        qemu_cond_broadcast(&sh->sync_cond);
+    }
 }
 
 static void cxl_shadow_writeback(CXLFMWShadow *sh)
 {
     DirtyBitmapSnapshot *snap;
+    bool taken;
 
     cxl_shadows_sync_begin();
-    cxl_shadow_sync_lock(sh);
+    taken = cxl_shadow_sync_lock(sh);
     /* the writer's copy of older bytes must not land after ours */
     qemu_event_wait(&sh->wb_idle);
     snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
                                                   DIRTY_MEMORY_VGA);
     cxl_shadow_copy_dirty(sh, snap, NULL);
     g_free(snap);
-    cxl_shadow_sync_unlock(sh);
+    cxl_shadow_sync_unlock(sh, taken);
     cxl_shadows_sync_end();
 }
 
@@ -497,7 +513,7 @@ static void cxl_shadow_tick(void *opaque)
         qemu_event_reset(&sh->wb_idle);
         qemu_cond_signal(&sh->wb_cond);
         qemu_mutex_unlock(&sh->wb_lock);
-        cxl_shadow_sync_unlock(sh);
+        cxl_shadow_sync_unlock(sh, true);
         cxl_shadows_sync_end();
     }
 }
@@ -790,9 +806,10 @@ static void cxl_shadow_wp_fault(CXLFMWShadow *sh, uint64_t p)
     qemu_mutex_lock(&sh->fill_lock);
     cxl_shadow_keep_pristine(sh, p, sh->host + p * sh->page);
     qemu_mutex_unlock(&sh->fill_lock);
-    /* (reported by the helper) the writer waits: try again */
+    /* the writer waits: try again while the kernel says so (reported) */
     while (uffd_change_protection(sh->uffd, sh->host + p * sh->page,
-                                  sh->page, false, false)) {
+                                  sh->page, false, false) &&
+           errno == EAGAIN) {
         g_usleep(1000);
     }
 }
@@ -813,11 +830,13 @@ static uint64_t cxl_shadow_fill(CXLFMWShadow *sh, uint64_t first,
                                 uint64_t limit)
 {
     uint64_t off = first * sh->page, n = 1, placed;
-    bool hole = false;
+    bool hole = false, present;
     int err;
 
     qemu_mutex_lock(&sh->fill_lock);
-    if (!test_bit(first, sh->filled)) {
+    /* answered twice: the page is there, and may hold writes since */
+    present = test_bit(first, sh->filled);
+    if (!present) {
         while (n < CXL_SHADOW_FILL_PAGES && first + n < limit &&
                !test_bit(first + n, sh->filled)) {
             n++;
@@ -839,8 +858,8 @@ static uint64_t cxl_shadow_fill(CXLFMWShadow *sh, uint64_t first,
         set_bit_atomic(first + i, sh->filled);
     }
     err = cxl_shadow_place(sh, off, n * sh->page, &placed);
-    for (uint64_t i = 0; sh->armed && i < (err ? placed : n * sh->page) /
-                                         sh->page; i++) {
+    for (uint64_t i = 0; sh->armed && !present &&
+                         i < (err ? placed : n * sh->page) / sh->page; i++) {
         cxl_shadow_keep_pristine(sh, first + i, sh->bounce + i * sh->page);
     }
     if (err) {
@@ -900,7 +919,8 @@ static bool cxl_shadow_fill_ahead(CXLFMWShadow *sh)
 {
     uint64_t p = find_next_zero_bit(sh->filled, sh->ahead_end, sh->ahead);
 
-    if (p >= sh->ahead_end ||
+    /* a retired shadow fills what its holders touch, no more */
+    if (p >= sh->ahead_end || qatomic_read(&sh->armed) ||
         qatomic_read(&sh->fill_epoch) != sh->ahead_epoch) {
         sh->ahead = sh->ahead_end;
         return false;
@@ -987,6 +1007,7 @@ static bool cxl_shadow_start_lazy(CXLFMWShadow *sh, Error **errp)
         error_setg_errno(errp, errno, "cannot make the fill thread's pipe");
         uffd_close_fd(sh->uffd);
         sh->uffd = -1;
+        sh->wp = false;
         return false;
     }
     sh->bounce = qemu_memalign(sh->page, sh->page * CXL_SHADOW_FILL_PAGES);
@@ -1150,11 +1171,15 @@ void cxl_fmw_shadow_retire(CXLFMWShadow *sh)
  * retired, byte for byte, and keep what was written as the pages' new
  * pristine bytes.  A page is copied first: a device may write it
  * meanwhile, and what it writes after the copy differs at the next
- * flush.  Under @fill_lock.
+ * flush.  With @whole (the first flush, before anything else could
+ * write the backends), whole pages, as differing from the backends: a
+ * device that mapped a page before the retirement may have written it
+ * before the page was kept.  Under @fill_lock.
  */
-static void cxl_shadow_copy_pristine(CXLFMWShadow *sh, CXLShadowWritten *w)
+static void cxl_shadow_copy_pristine(CXLFMWShadow *sh, bool whole,
+                                     CXLShadowWritten *w)
 {
-    g_autofree uint8_t *now = g_malloc(sh->page);
+    g_autofree uint8_t *now = qemu_memalign(sh->page, sh->page);
     GHashTableIter it;
     gpointer key, value;
 
@@ -1164,6 +1189,15 @@ static void cxl_shadow_copy_pristine(CXLFMWShadow *sh, CXLShadowWritten *w)
         uint8_t *was = value;
 
         memcpy(now, sh->host + base, sh->page);
+        if (whole) {
+            unsigned long one = 1;
+
+            memory_interleave_scatter(sh->il, base, now, &one, NULL, 1,
+                                      sh->page, sh->target_host,
+                                      cxl_shadow_written, w);
+            memcpy(was, now, sh->page);
+            continue;
+        }
         while (i < sh->page) {
             if (now[i] == was[i]) {
                 i++;
@@ -1228,11 +1262,11 @@ void cxl_fmw_shadow_flush(CXLFMWShadow *sh)
     DirtyBitmapSnapshot *snap;
     CXLFMWShadow *other;
     guint i, n = 0;
-    bool kept;
+    bool kept, taken;
 
     assert(!sh->live);
     cxl_shadows_sync_begin();
-    cxl_shadow_sync_lock(sh);
+    taken = cxl_shadow_sync_lock(sh);
     qemu_event_wait(&sh->wb_idle);
     snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
                                                   DIRTY_MEMORY_VGA);
@@ -1258,7 +1292,7 @@ void cxl_fmw_shadow_flush(CXLFMWShadow *sh)
 
             qemu_mutex_lock(&sh->fill_lock);
             cxl_shadow_copy_dirty(sh, snap, w.runs);
-            cxl_shadow_copy_pristine(sh, &w);
+            cxl_shadow_copy_pristine(sh, !sh->flushed, &w);
             qemu_mutex_unlock(&sh->fill_lock);
         } else {
             cxl_shadow_copy_dirty(sh, snap, live->len ? runs : NULL);
@@ -1266,7 +1300,7 @@ void cxl_fmw_shadow_flush(CXLFMWShadow *sh)
     }
     g_free(snap);
     sh->flushed = true;
-    cxl_shadow_sync_unlock(sh);
+    cxl_shadow_sync_unlock(sh, taken);
 
     /* into the live shadows: each run once, adjacent runs together */
     g_array_sort(runs, cxl_shadow_run_cmp);
