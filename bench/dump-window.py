@@ -25,6 +25,7 @@ import tempfile
 import time
 
 import cxltest
+from cxltest.scenario import elf_loads
 
 
 def peak_rss(q):
@@ -36,18 +37,7 @@ def peak_rss(q):
 
 
 def elf_segments(path):
-    import struct
-    with open(path, "rb") as f:
-        eh = f.read(64)
-        phoff, shoff = struct.unpack_from("<QQ", eh, 0x20)
-        phentsize, phnum = struct.unpack_from("<HH", eh, 0x36)
-        if phnum == 0xffff:
-            f.seek(shoff + 0x2c)
-            phnum, = struct.unpack("<I", f.read(4))
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    return sum(1 for i in range(phnum)
-               if struct.unpack_from("<I", table, i * phentsize)[0] == 1)
+    return len(elf_loads(path))
 
 
 def one(qemu_dir, window):

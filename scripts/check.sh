@@ -168,17 +168,23 @@ tier_install() {
     fi
 }
 
+# The guest payloads (tests/cxl/guest/) into $build/guest; a failure is
+# counted against TIER.
+build_guests() {   # build_guests TIER
+    if ! make -s -C "$top/tests/cxl/guest" OUT="$build/guest" \
+            > "$log_dir/guest-build.log" 2>&1; then
+        cat "$log_dir/guest-build.log"
+        count "$1 (guest payloads)" 0 1
+        return 1
+    fi
+}
+
 # Tier 4: CXL routing qtests (python, both machines): decoders committed
 # over MMIO, bytes checked in every backend file, RAM route against the
 # MMIO decode.  The full matrix is `make check-cxl-full`.
 tier_routing() {
     local log=$log_dir/routing.log
-    if ! make -s -C "$top/tests/cxl/guest" OUT="$build/guest" \
-            > "$log_dir/guest-build.log" 2>&1; then
-        cat "$log_dir/guest-build.log"
-        count "cxl routing qtests (guest payloads)" 0 1
-        return
-    fi
+    build_guests "cxl routing qtests" || return
     # savevm needs qemu-img; the vhost-user scenarios qemu-storage-daemon
     if ! ninja -C "$qemu_build" qemu-img storage-daemon/qemu-storage-daemon \
             > "$log_dir/routing-build.log" 2>&1; then
@@ -196,12 +202,7 @@ tier_routing() {
 # the backend files.  ci: 24 changes of churn; full: 200.
 tier_retire() {
     local log=$log_dir/retire.log
-    if ! make -s -C "$top/tests/cxl/guest" OUT="$build/guest" \
-            > "$log_dir/guest-build.log" 2>&1; then
-        cat "$log_dir/guest-build.log"
-        count "no write lost (guest payloads)" 0 1
-        return
-    fi
+    build_guests "no write lost" || return
     run_py "$log" "$top/tests/cxl/retire-test.py" --qemu-dir "$qemu_build" \
         --guest-dir "$build/guest" --tier "${1:-ci}"
     count_log "no write lost (${1:-ci})" "$log"
@@ -222,12 +223,7 @@ tier_kvm() {
 # window as RAM and forced to MMIO.
 tier_guest() {
     local log=$log_dir/guest.log
-    if ! make -s -C "$top/tests/cxl/guest" OUT="$build/guest" \
-            > "$log_dir/guest-build.log" 2>&1; then
-        cat "$log_dir/guest-build.log"
-        count "cxl guests (build)" 0 1
-        return
-    fi
+    build_guests "cxl guests" || return
     run_py "$log" "$top/tests/cxl/guest-test.py" --qemu-dir "$qemu_build" \
         --guest-dir "$build/guest"
     count_log "cxl TCG guests (atomics)" "$log"

@@ -38,9 +38,10 @@ from cxltest import qtest as cq
 
 from cxltest import (DEV_SIZE, CHECK_BYTES, TARGET_PAGE, Failure, Runner, Step,
                      MapCountAtLeast, Switch, Topology, Rig, check, pattern)
-from cxltest.scenario import (WRITER_PARAMS, check_writer_buffer, files_equal,
-                              mailbox_of, moved_topology, probe_bytes, q64,
-                              unplug_first, wait_migration, wait_writer)
+from cxltest.scenario import (WRITER_PARAMS, check_writer_buffer, elf_loads,
+                              files_equal, mailbox_of, moved_topology,
+                              probe_bytes, q64, unplug_first, wait_migration,
+                              wait_writer)
 
 
 def expected_kind(t):
@@ -640,28 +641,6 @@ def run_migration(rig, rng, qemu_dir=None, machine=None):
         dst.verify_backends(2)
         dst.unprogram()
         dst.expect_served("mmio")
-
-
-def elf_loads(path):
-    """[(guest physical address, file offset, size)] of an ELF64 core's
-    PT_LOAD headers (extended numbering: the count in section 0)."""
-    with open(path, "rb") as f:
-        eh = f.read(64)
-        check(eh[:4] == b"\x7fELF" and eh[4] == 2, "dump is not ELF64")
-        phoff, shoff = struct.unpack_from("<QQ", eh, 0x20)
-        phentsize, phnum = struct.unpack_from("<HH", eh, 0x36)
-        if phnum == 0xffff:
-            f.seek(shoff + 0x2c)
-            phnum, = struct.unpack("<I", f.read(4))
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    out = []
-    for i in range(phnum):
-        ptype, _, off, _, paddr, filesz = struct.unpack_from(
-            "<IIQQQQ", table, i * phentsize)
-        if ptype == 1:
-            out.append((paddr, off, filesz))
-    return out
 
 
 def run_dump(rig, rng):

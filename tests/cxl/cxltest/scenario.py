@@ -123,3 +123,25 @@ def files_equal(a, b):
             if not x:
                 return None
             off += len(x)
+
+
+def elf_loads(path):
+    """[(guest physical address, file offset, size)] of an ELF64 core's
+    PT_LOAD headers (extended numbering: the count in section 0)."""
+    with open(path, "rb") as f:
+        eh = f.read(64)
+        check(eh[:4] == b"\x7fELF" and eh[4] == 2, "dump is not ELF64")
+        phoff, shoff = struct.unpack_from("<QQ", eh, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", eh, 0x36)
+        if phnum == 0xffff:
+            f.seek(shoff + 0x2c)
+            phnum, = struct.unpack("<I", f.read(4))
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    out = []
+    for i in range(phnum):
+        ptype, _, off, _, paddr, filesz = struct.unpack_from(
+            "<IIQQQQ", table, i * phentsize)
+        if ptype == 1:
+            out.append((paddr, off, filesz))
+    return out
