@@ -28,36 +28,12 @@
  * halves of A[4..5].
  */
 
-#define BASE        0xffff0000
-#define ABS(x)      (BASE + (x) - image)
 #define PARAMS      0x200000
-#define BOOT_PML4   0x10000
-#define BOOT_PDPT   0x11000
 #define TRAMPOLINE  0x9000
 #define LAPIC_ICR   0xfee00300
 
     .text
-image:
-
-gdt:
-    .quad   0
-    .quad   0x00cf9a000000ffff          /* 0x08 code32 */
-    .quad   0x00cf92000000ffff          /* 0x10 data */
-    .quad   0x00af9a000000ffff          /* 0x18 code64 */
-gdt_end:
-
-gdt_desc:
-    .word   gdt_end - gdt - 1
-    .long   ABS(gdt)
-
-    .code16
-start16:
-    cli
-    lgdtl   %cs:(gdt_desc - image)
-    movl    %cr0, %eax
-    orl     $1, %eax
-    movl    %eax, %cr0
-    ljmpl   $0x08, $ABS(start32)
+#include "x86-64-entry.h"
 
     /* copied to TRAMPOLINE; the AP starts here in real mode, CS = 0x900 */
 trampoline:
@@ -83,32 +59,8 @@ start32:
     cpuid
     shrl    $24, %ebx
     jnz     1f
-    movl    $(BOOT_PDPT | 3), BOOT_PML4
-    movl    $0, BOOT_PML4 + 4
-    xorl    %ecx, %ecx
-0:  movl    %ecx, %eax
-    shll    $30, %eax
-    orl     $0xe3, %eax                 /* P RW PS A D */
-    movl    %eax, BOOT_PDPT(, %ecx, 8)
-    movl    %ecx, %eax
-    shrl    $2, %eax
-    movl    %eax, BOOT_PDPT + 4(, %ecx, 8)
-    incl    %ecx
-    cmpl    $8, %ecx
-    jne     0b
-1:  movl    %cr4, %eax
-    orl     $(1 << 5), %eax             /* PAE */
-    movl    %eax, %cr4
-    movl    $BOOT_PML4, %eax
-    movl    %eax, %cr3
-    movl    $0xc0000080, %ecx           /* EFER.LME */
-    rdmsr
-    orl     $(1 << 8), %eax
-    wrmsr
-    movl    %cr0, %eax
-    orl     $(1 << 31), %eax
-    movl    %eax, %cr0
-    ljmpl   $0x18, $ABS(start64)
+    BOOT_TABLES
+1:  LONG_MODE
 
     .code64
 start64:
@@ -210,8 +162,4 @@ atomics:
     jnz     4b
     ret
 
-    .org    0xfff0
-reset:                                  /* jmp near start16, IP wraps */
-    .byte   0xe9
-    .word   (start16 - reset - 3) & 0xffff
-    .org    0x10000
+    RESET_VECTOR
