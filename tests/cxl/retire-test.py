@@ -35,7 +35,6 @@ Prints one line per scenario and "N passed, N failed"; exits non-zero on
 any failure.
 """
 
-import argparse
 import os
 import random
 import re
@@ -43,7 +42,8 @@ import struct
 import sys
 import time
 
-from cxltest import Rig, Runner, Step, Topology, check, pcie_cap
+from cxltest import (Rig, Step, Topology, check, pcie_cap,
+                     scenario_cli)
 from cxltest import qtest as cq
 from cxltest.scenario import (check_writer_buffer, files_equal, mailbox_of,
                               moved_topology, probe_bytes, q64, unplug_first,
@@ -573,18 +573,7 @@ def run_churn(rig, rng, changes):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--qemu-dir", required=True)
-    ap.add_argument("--guest-dir", default=None)
-    ap.add_argument("--tier", choices=("ci", "full"), default="ci")
-    ap.add_argument("-k", dest="match", default="")
-    ap.add_argument("--seed", type=int, default=None)
-    opt = ap.parse_args()
-    opt.guest_dir = os.path.abspath(opt.guest_dir or
-                                    os.path.join(opt.qemu_dir, "..", "guest"))
-    seed = opt.seed if opt.seed is not None else random.randrange(1 << 32)
-    print("retire-test: seed %d" % seed)
-    runner = Runner(opt.match)
+    opt, seed, runner = scenario_cli(__doc__, "retire-test")
     writer = ["-bios", os.path.join(opt.guest_dir, "writer-aarch64.bin"),
               "-S"]
     writer_x86 = ["-bios", os.path.join(opt.guest_dir, "writer-x86_64.bin"),

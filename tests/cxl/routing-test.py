@@ -22,7 +22,6 @@ Prints one line per scenario and "N passed, N failed"; exits non-zero on
 any failure.
 """
 
-import argparse
 import errno
 import hashlib
 import os
@@ -35,8 +34,9 @@ import time
 import zlib
 
 from cxltest import qtest as cq
+from cxltest import scenario_cli
 
-from cxltest import (DEV_SIZE, CHECK_BYTES, TARGET_PAGE, Failure, Runner, Step,
+from cxltest import (DEV_SIZE, CHECK_BYTES, TARGET_PAGE, Failure, Step,
                      MapCountAtLeast, Switch, Topology, Rig, check, pattern)
 from cxltest.scenario import (WRITER_PARAMS, check_writer_buffer, elf_loads,
                               files_equal, mailbox_of, moved_topology,
@@ -1390,19 +1390,7 @@ SCENARIOS = [
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--qemu-dir", required=True)
-    ap.add_argument("--guest-dir", default=None,
-                    help="guest payloads (default: QEMU_DIR/../guest)")
-    ap.add_argument("--tier", choices=("ci", "full"), default="ci")
-    ap.add_argument("-k", dest="match", default="")
-    ap.add_argument("--seed", type=int, default=None)
-    opt = ap.parse_args()
-    opt.guest_dir = os.path.abspath(opt.guest_dir or
-                                    os.path.join(opt.qemu_dir, "..", "guest"))
-    seed = opt.seed if opt.seed is not None else random.randrange(1 << 32)
-    print("routing-test: seed %d" % seed)
-    runner = Runner(opt.match)
+    opt, seed, runner = scenario_cli(__doc__, "routing-test")
 
     def run(name, machine, hbs, fn, extra=(), accel="qtest", **gran):
         def scenario(rig):

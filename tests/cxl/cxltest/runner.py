@@ -4,8 +4,10 @@ line "N passed, N failed", and (with $CXLTEST_RESULTS set) the same
 counts as JSON in that file, which scripts/check.sh reads.
 """
 
+import argparse
 import json
 import os
+import random
 import shutil
 import sys
 import tempfile
@@ -100,3 +102,23 @@ def report(passed, failed, skipped=0):
             json.dump({"passed": passed, "failed": failed,
                        "skipped": skipped}, f)
             f.write("\n")
+
+
+def scenario_cli(doc, name):
+    """The command line every scenario runner takes: --qemu-dir,
+    --guest-dir (default: QEMU_DIR/../guest), --tier ci|full, -k NAME
+    (only scenarios whose name holds it), --seed.  Returns the options,
+    the seed (printed, random unless given) and a Runner."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--qemu-dir", required=True)
+    ap.add_argument("--guest-dir", default=None,
+                    help="guest payloads (default: QEMU_DIR/../guest)")
+    ap.add_argument("--tier", choices=("ci", "full"), default="ci")
+    ap.add_argument("-k", dest="match", default="")
+    ap.add_argument("--seed", type=int, default=None)
+    opt = ap.parse_args()
+    opt.guest_dir = os.path.abspath(opt.guest_dir or
+                                    os.path.join(opt.qemu_dir, "..", "guest"))
+    seed = opt.seed if opt.seed is not None else random.randrange(1 << 32)
+    print("%s: seed %d" % (name, seed))
+    return opt, seed, Runner(opt.match)
