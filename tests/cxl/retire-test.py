@@ -45,8 +45,8 @@ import time
 from cxltest import (Rig, Step, Topology, check, pcie_cap,
                      scenario_cli)
 from cxltest import qtest as cq
-from cxltest.scenario import (check_writer_buffer, files_equal, mailbox_of,
-                              moved_topology, probe_bytes, q64, unplug_first,
+from cxltest.scenario import (check_writer_buffer, destination, files_equal,
+                              mailbox_of, probe_bytes, q64, unplug_first,
                               wait_migration, wait_writer, writer_params)
 
 DMA_DEV = "/machine/peripheral/dma"
@@ -342,12 +342,7 @@ def run_stitched_switchover(rig, rng, variant):
     rig.program()
     check(".stitched" in (flat_name_at(rig, 0) or ""), "the window is not "
           "stitched")
-    dt = moved_topology(t, os.path.join(t.tmp, "destination"))
-    os.makedirs(dt.tmp)
-    sock = os.path.join(dt.tmp, "migrate.sock")
-    dst = Rig(rig.qemu_dir, rig.machine, dt,
-              extra=rig.extra + ["-incoming", "unix:" + sock],
-              accel=rig.accel, enumerate=False)
+    dst, dt, sock = destination(rig)
     try:
         q.qmp("migrate-set-capabilities", capabilities=[
             {"capability": "pause-before-switchover", "state": True}])

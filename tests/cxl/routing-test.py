@@ -38,10 +38,10 @@ from cxltest import scenario_cli
 
 from cxltest import (DEV_SIZE, CHECK_BYTES, TARGET_PAGE, Failure, Step,
                      MapCountAtLeast, Switch, Topology, Rig, check, pattern)
-from cxltest.scenario import (WRITER_PARAMS, check_writer_buffer, elf_loads,
-                              files_equal, mailbox_of, moved_topology,
-                              probe_bytes, q64, unplug_first, wait_migration,
-                              wait_writer)
+from cxltest.scenario import (WRITER_PARAMS, check_writer_buffer,
+                              destination, elf_loads, files_equal,
+                              mailbox_of, moved_topology, probe_bytes, q64,
+                              unplug_first, wait_migration, wait_writer)
 
 
 def expected_kind(t):
@@ -1204,12 +1204,7 @@ def run_live_migration(rig, rng, stitched=False):
                   q.hmp("info mtree -f"), "the window is not stitched")
         rig.expect_served(expected_kind(t))
         start_writer(rig, 0, size)
-    dt = moved_topology(t, os.path.join(t.tmp, "destination"))
-    os.makedirs(dt.tmp)
-    sock = os.path.join(dt.tmp, "migrate.sock")
-    dst = Rig(rig.qemu_dir, rig.machine, dt,
-              extra=rig.extra + ["-incoming", "unix:" + sock],
-              accel=rig.accel, enumerate=False)
+    dst, dt, sock = destination(rig)
     try:
         with Step("migration"):
             # slow enough that device DMA lands while pages are sent

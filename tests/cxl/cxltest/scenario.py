@@ -3,11 +3,12 @@ what it leaves, and the guest-side operations on devices (hot unplug, the
 mailbox, the DMA probe's pattern)."""
 
 import copy
+import os
 import re
 import struct
 import time
 
-from .rig import pcie_cap
+from .rig import Rig, pcie_cap
 from .runner import Failure, check
 from .topology import pattern
 
@@ -145,3 +146,16 @@ def elf_loads(path):
         if ptype == 1:
             out.append((paddr, off, filesz))
     return out
+
+
+def destination(rig):
+    """A second QEMU like @rig's, its backend files in a directory of its
+    own, waiting for an incoming migration on a unix socket: (the rig,
+    its topology, the socket's path)."""
+    dt = moved_topology(rig.topo, os.path.join(rig.topo.tmp, "destination"))
+    os.makedirs(dt.tmp)
+    sock = os.path.join(dt.tmp, "migrate.sock")
+    dst = Rig(rig.qemu_dir, rig.machine, dt,
+              extra=rig.extra + ["-incoming", "unix:" + sock],
+              accel=rig.accel, enumerate=False)
+    return dst, dt, sock
