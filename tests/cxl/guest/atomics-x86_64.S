@@ -50,10 +50,7 @@ trampoline_end:
 
     .code32
 start32:
-    movw    $0x10, %ax
-    movw    %ax, %ds
-    movw    %ax, %es
-    movw    %ax, %ss
+    FLAT_SEGMENTS
     /* boot tables: identity map of 8 GiB with 1 GiB pages */
     movl    $0x1, %eax                  /* LAPIC ID decides the role */
     cpuid

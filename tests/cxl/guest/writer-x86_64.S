@@ -28,10 +28,7 @@
 
     .code32
 start32:
-    movw    $0x10, %ax
-    movw    %ax, %ds
-    movw    %ax, %es
-    movw    %ax, %ss
+    FLAT_SEGMENTS
     BOOT_TABLES
     LONG_MODE
 

@@ -8,9 +8,8 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
  * Include it right after .text; the image then goes on at start32, in
- * 32-bit protected mode with flat segments loaded by the includer, which
- * uses BOOT_TABLES and LONG_MODE (to start64), and ends with
- * RESET_VECTOR.
+ * 32-bit protected mode, where the includer uses FLAT_SEGMENTS,
+ * BOOT_TABLES and LONG_MODE (to start64), and ends with RESET_VECTOR.
  */
 
 #define BASE        0xffff0000
@@ -39,6 +38,14 @@ start16:
     orl     $1, %eax
     movl    %eax, %cr0
     ljmpl   $0x08, $ABS(start32)
+
+/* flat data segments, in protected mode */
+.macro FLAT_SEGMENTS
+    movw    $0x10, %ax
+    movw    %ax, %ds
+    movw    %ax, %es
+    movw    %ax, %ss
+.endm
 
 /* boot tables: identity map of 8 GiB with 1 GiB pages */
 .macro BOOT_TABLES
