@@ -121,6 +121,7 @@ struct CXLFMWStitched {
     Object parent_obj;
     MemoryRegion mr;
     MemoryInterleaveHost *host;    /* reference held */
+    MemoryInterleave *il;          /* reference held, and on its targets */
 };
 
 /* Where the decode sends one window offset */
@@ -132,17 +133,16 @@ typedef struct CXLFMWTarget {
 /*
  * The MMIO decode of window offset @off, as a backend and an offset in it.
  * False where an access would not reach static, enabled RAM: unassigned,
- * dynamic capacity, media disabled, or the device @gone being removed.
+ * dynamic capacity or media disabled.
  */
-static bool cxl_fmw_probe(CXLFixedWindow *fw, hwaddr off, PCIDevice *gone,
-                          CXLFMWTarget *t)
+static bool cxl_fmw_probe(CXLFixedWindow *fw, hwaddr off, CXLFMWTarget *t)
 {
     PCIDevice *d = cxl_cfmws_find_device(fw, off);
     CXLType3Dev *ct3d;
     AddressSpace *as;
     uint64_t dpa;
 
-    if (!d || d == gone) {
+    if (!d) {
         return false;
     }
     ct3d = CXL_TYPE3(d);
@@ -170,14 +170,13 @@ static bool cxl_fmw_target_eq(const CXLFMWTarget *a, const CXLFMWTarget *b,
 
 /* Does the descriptor agree with the decode at piece offset @off? */
 static bool cxl_fmw_check_at(CXLFixedWindow *fw, hwaddr start,
-                             const MemoryInterleave *il, uint64_t off,
-                             PCIDevice *gone)
+                             const MemoryInterleave *il, uint64_t off)
 {
     CXLFMWTarget t;
     uint64_t toff, len = 1;
     unsigned e;
 
-    if (!cxl_fmw_probe(fw, start + off, gone, &t)) {
+    if (!cxl_fmw_probe(fw, start + off, &t)) {
         return false;
     }
     e = memory_interleave_translate(il, off, &toff, &len);
@@ -189,7 +188,7 @@ static bool cxl_fmw_check_at(CXLFixedWindow *fw, hwaddr start,
  * periods and in the last period, and random offsets in between.
  */
 static bool cxl_fmw_check(CXLFixedWindow *fw, hwaddr start,
-                          const MemoryInterleave *il, PCIDevice *gone)
+                          const MemoryInterleave *il)
 {
     uint64_t nchunks = il->size / il->chunk;
     uint64_t head = MIN(nchunks, 2 * (uint64_t)il->nb_entries);
@@ -199,14 +198,14 @@ static bool cxl_fmw_check(CXLFixedWindow *fw, hwaddr start,
     unsigned i;
 
     for (k = 0; k < head; k++) {
-        if (!cxl_fmw_check_at(fw, start, il, k * il->chunk, gone) ||
-            !cxl_fmw_check_at(fw, start, il, (k + 1) * il->chunk - 1, gone)) {
+        if (!cxl_fmw_check_at(fw, start, il, k * il->chunk) ||
+            !cxl_fmw_check_at(fw, start, il, (k + 1) * il->chunk - 1)) {
             return false;
         }
     }
     for (k = nchunks - tail; k < nchunks; k++) {
-        if (!cxl_fmw_check_at(fw, start, il, k * il->chunk, gone) ||
-            !cxl_fmw_check_at(fw, start, il, (k + 1) * il->chunk - 1, gone)) {
+        if (!cxl_fmw_check_at(fw, start, il, k * il->chunk) ||
+            !cxl_fmw_check_at(fw, start, il, (k + 1) * il->chunk - 1)) {
             return false;
         }
     }
@@ -215,7 +214,7 @@ static bool cxl_fmw_check(CXLFixedWindow *fw, hwaddr start,
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        if (!cxl_fmw_check_at(fw, start, il, x % il->size, gone)) {
+        if (!cxl_fmw_check_at(fw, start, il, x % il->size)) {
             return false;
         }
     }
@@ -227,8 +226,7 @@ static bool cxl_fmw_check(CXLFixedWindow *fw, hwaddr start,
  * [@start, @start + @size), or NULL and why not.
  */
 static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
-                                        uint64_t size, PCIDevice *gone,
-                                        Error **errp)
+                                        uint64_t size, Error **errp)
 {
     /* the finest decode granule: the shadow serves what sections cannot */
     const uint64_t granule = CXL_CACHE_LINE_SIZE * 4;
@@ -237,14 +235,14 @@ static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
     uint64_t chunk, nchunks, k, n;
     MemoryInterleave *il;
 
-    if (!cxl_fmw_probe(fw, start, gone, &t0)) {
+    if (!cxl_fmw_probe(fw, start, &t0)) {
         error_setg(errp, "not decoded to static enabled RAM");
         return NULL;
     }
 
     /* The chunk: where the decode first stops being contiguous. */
     for (chunk = granule; chunk < size; chunk *= 2) {
-        if (!cxl_fmw_probe(fw, start + chunk, gone, &t)) {
+        if (!cxl_fmw_probe(fw, start + chunk, &t)) {
             error_setg(errp, "not decoded to static enabled RAM");
             return NULL;
         }
@@ -263,7 +261,7 @@ static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
     n = MIN(nchunks, CXL_FMW_PROBE_CHUNKS);
     seq = g_new(MemoryInterleaveChunk, n);
     for (k = 0; k < n; k++) {
-        if (!cxl_fmw_probe(fw, start + k * chunk, gone, &t)) {
+        if (!cxl_fmw_probe(fw, start + k * chunk, &t)) {
             error_setg(errp, "not decoded to static enabled RAM");
             return NULL;
         }
@@ -276,7 +274,7 @@ static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
     if (!il) {
         return NULL;
     }
-    if (!cxl_fmw_check(fw, start, il, gone)) {
+    if (!cxl_fmw_check(fw, start, il)) {
         memory_interleave_unref(il);
         error_setg(errp, "derived interleave disagrees with the decode");
         return NULL;
@@ -488,6 +486,11 @@ static CXLFMWStitched *cxl_fmw_stitched_new(CXLFixedWindow *fw, unsigned i,
     object_property_add_child(OBJECT(fw), child, OBJECT(st));
     object_unref(OBJECT(st));           /* the window holds it now */
     st->host = host;
+    /* a retired one hands its dirty bits to the targets: keep them */
+    st->il = memory_interleave_ref(il);
+    for (unsigned e = 0; e < il->nb_entries; e++) {
+        memory_region_ref(il->entries[e].target);
+    }
     memory_region_init_ram_ptr(&st->mr, OBJECT(st), name, il->size,
                                memory_interleave_host_ptr(host));
     /* every writer marks it; cxl_fmw_stitched_log_sync() hands it on */
@@ -497,8 +500,14 @@ static CXLFMWStitched *cxl_fmw_stitched_new(CXLFixedWindow *fw, unsigned i,
 
 static void cxl_fmw_stitched_finalize(Object *obj)
 {
+    CXLFMWStitched *st = CXL_FMW_STITCHED(obj);
+
     /* the region is gone and nobody maps it: the mapping may go */
-    memory_interleave_host_unref(CXL_FMW_STITCHED(obj)->host);
+    memory_interleave_host_unref(st->host);
+    for (unsigned e = 0; e < st->il->nb_entries; e++) {
+        memory_region_unref(st->il->entries[e].target);
+    }
+    memory_interleave_unref(st->il);
 }
 
 static const TypeInfo cxl_fmw_stitched_info = {
@@ -625,6 +634,22 @@ static void cxl_fmw_piece_release(CXLFMWPiece *p)
 }
 
 /*
+ * A mapped piece holds its backends: a device may leave before the pass
+ * that takes its pieces away (cxl_fmws_update_routing_later()), and its
+ * backends must outlive every route into them.
+ */
+static void cxl_fmw_piece_hold_targets(const CXLFMWPiece *p, bool hold)
+{
+    for (unsigned e = 0; e < p->il->nb_entries; e++) {
+        if (hold) {
+            memory_region_ref(p->il->entries[e].target);
+        } else {
+            memory_region_unref(p->il->entries[e].target);
+        }
+    }
+}
+
+/*
  * Take the piece in slot @s of @fw out of it, inside a transaction.
  * Returns whether route state was retired (cxl_fmw_retire()).
  */
@@ -649,6 +674,7 @@ static bool cxl_fmw_unmap_piece(CXLFixedWindow *fw, unsigned s)
         memory_region_set_interleave(&r->ram[s], NULL);
     }
     trace_cxl_fmw_ram_unmap(fw->index, p->offset, p->size);
+    cxl_fmw_piece_hold_targets(p, false);
     cxl_fmw_piece_release(p);
     return retired;
 }
@@ -669,6 +695,7 @@ static void cxl_fmw_map_piece(CXLFixedWindow *fw, unsigned s, CXLFMWPiece *p)
 
     *slot = *p;
     *p = (CXLFMWPiece) {};
+    cxl_fmw_piece_hold_targets(slot, true);
     trace_cxl_fmw_ram_map(fw->index, slot->offset, slot->size,
                           slot->il->nb_entries, slot->il->chunk);
     switch (slot->route) {
@@ -718,8 +745,7 @@ typedef struct CXLFMWPlan {
  * The pieces of window @fw given the sorted committed decoder boundaries
  * @cuts, into @plan; and which of them are there already.
  */
-static void cxl_fmw_plan(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone,
-                         CXLFMWPlan *plan)
+static void cxl_fmw_plan(CXLFixedWindow *fw, GArray *cuts, CXLFMWPlan *plan)
 {
     CXLFMWRouting *r = fw->routing;
     hwaddr end = fw->base + fw->size, from = fw->base;
@@ -739,7 +765,7 @@ static void cxl_fmw_plan(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone,
                 continue;
             }
             to = MIN(to, end);
-            il = cxl_fmw_derive(fw, from - fw->base, to - from, gone, &err);
+            il = cxl_fmw_derive(fw, from - fw->base, to - from, &err);
             if (il && plan->nb_next == CXL_FMW_MAX_PIECES) {
                 memory_interleave_unref(il);
                 il = NULL;
@@ -791,6 +817,7 @@ static void cxl_fmw_plan(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone,
             }
         }
     }
+    r->rebuild = false;     /* done with: one asked for from now is owed */
 }
 
 /*
@@ -798,14 +825,13 @@ static void cxl_fmw_plan(CXLFixedWindow *fw, GArray *cuts, PCIDevice *gone,
  * stopped VM, a reset, an incoming migration): a shadow's last
  * write-back must see every vCPU write to it, and no vCPU write through
  * the next route may land between that write-back's compare and its
- * copy.  Only from the main loop: a pass that retires pieces is never
- * run in a vCPU thread but for an unplug (cxl_fmws_update_routing()).
+ * copy.  Passes run in the main thread only (cxl_fmws_routing_run()).
  */
 static bool cxl_fmw_pause_vcpus(void)
 {
     CPUState *cpu;
 
-    if (!runstate_is_running() || qemu_in_vcpu_thread()) {
+    if (!runstate_is_running()) {
         return false;
     }
     CPU_FOREACH(cpu) {
@@ -954,85 +980,41 @@ static gint cxl_fmw_cmp_hwaddr(gconstpointer a, gconstpointer b)
 }
 
 /*
- * A routing pass may wait with the BQL dropped: for the vCPUs to pause,
- * for a retired shadow's write-back (which waits for every vCPU to leave
- * its translation block), for block I/O to drain; so does a write-back at
- * a sync point (VM stop, a media operation).  Another thread may then
- * take the BQL and change the decode (a vCPU's decoder commit, a media
- * operation's completion).  Its update is neither run inside the pass or
- * write-back (which hold state it would change: the pieces, the list of
- * shadows being written back) nor dropped: a bottom half runs it once
- * the pass or the last write-back is over.  A device being removed in
- * between has left the bus by then: the later pass does not find it.
+ * Routing passes run in the main thread only, one at a time, never inside
+ * another.  A pass may wait with the BQL dropped (for the vCPUs to pause,
+ * for a retired shadow's write-back, for block I/O to drain), and another
+ * thread may then take the BQL and change the decode; a vCPU may not wait
+ * for the other vCPUs at all (it could wait for one that waits for it: a
+ * run_on_cpu(), an exclusive section).  So cxl_fmws_update_routing() runs
+ * a pass at once only from the main thread when none is under way;
+ * otherwise it asks for one, and the pass under way, or a bottom half of
+ * the main loop's own iteration (never inside a nested aio_poll(), a drain
+ * inside a reset), runs it: passes asked for meanwhile fold into one.
  */
-static bool cxl_routing_busy, cxl_routing_pending;
-static QEMUBH *cxl_routing_bh;
+typedef struct CXLFMWRouter {
+    QEMUBH *bh;
+    bool running;               /* a pass is under way */
+    QemuCond ran;               /* broadcast when one ends */
+    bool ran_init;
+    unsigned held;              /* cxl_fmws_routing_hold() */
+    bool asked;                 /* a pass is owed */
+    GPtrArray *stopped;         /* vCPUs that wait for the owed pass */
+} CXLFMWRouter;
 
-/* vCPUs that stopped themselves until the deferred pass has run */
-static GPtrArray *cxl_routing_stopped;
+static CXLFMWRouter cxl_router;
 
-static void cxl_fmws_route_all(PCIDevice *gone, GPtrArray *waiting);
+static void cxl_fmws_route_all(void);
 
-/*
- * The deferred pass, from the main loop's own iteration (never inside a
- * pause a reset or another caller holds): the only one that lets the
- * vCPUs that waited for it go on.
- */
-static void cxl_fmws_routing_bh(void *opaque)
+static QemuCond *cxl_fmws_routing_ran(void)
 {
-    cxl_fmws_route_all(NULL, g_steal_pointer(&cxl_routing_stopped));
-}
-
-/*
- * Would applying @plans pause the vCPUs or wait for them
- * (cxl_fmws_apply())?  A shadow or a stitched piece goes (its flush waits
- * for every vCPU), or a RAM route goes and a shadow comes.
- */
-static bool cxl_fmws_plans_wait(CXLFMWPlan *plans, unsigned n)
-{
-    bool goes = false, shadow_comes = false;
-
-    for (unsigned w = 0; w < n; w++) {
-        CXLFMWRouting *r = plans[w].fw->routing;
-
-        for (unsigned s = 0; s < CXL_FMW_MAX_PIECES; s++) {
-            if (r->piece[s].il && !plans[w].stays[s]) {
-                if (r->piece[s].shadow || r->piece[s].stitched) {
-                    return true;
-                }
-                goes = true;
-            }
-        }
-        for (unsigned i = 0; i < plans[w].nb_next; i++) {
-            shadow_comes |= !plans[w].found[i] &&
-                plans[w].next[i].route == MEMORY_INTERLEAVE_ROUTE_SHADOW;
-        }
+    if (!cxl_router.ran_init) {
+        qemu_cond_init(&cxl_router.ran);
+        cxl_router.ran_init = true;
     }
-    return goes && shadow_comes;
+    return &cxl_router.ran;
 }
 
-/*
- * The guest's own store (an uncommit, a reprogramming, a reset) takes a
- * piece away: the pass needs the other vCPUs paused, which a vCPU may not
- * wait for (it could wait for one that waits for it: a run_on_cpu(), an
- * exclusive section).  So the pass is left to the main loop, and this
- * vCPU stops at the end of its translation block until it has run: its
- * next stores take the new route, as if the store had done it all.
- */
-static void cxl_fmws_routing_defer_from_vcpu(void)
-{
-    if (!cxl_routing_stopped) {
-        cxl_routing_stopped = g_ptr_array_new_with_free_func(
-            (GDestroyNotify)object_unref);
-    }
-    /* held: a vCPU unplugged meanwhile is resumed harmlessly */
-    g_ptr_array_add(cxl_routing_stopped, object_ref(OBJECT(current_cpu)));
-    cpu_pause(current_cpu);
-    cxl_routing_pending = true;
-    trace_cxl_fmw_routing_deferred();
-}
-
-/* After the deferred pass: the vCPUs that waited for it run on. */
+/* After the passes: the vCPUs that waited for them go on. */
 static void cxl_fmws_routing_release_vcpus(GPtrArray *waiting)
 {
     if (waiting && runstate_is_running()) {
@@ -1043,80 +1025,132 @@ static void cxl_fmws_routing_release_vcpus(GPtrArray *waiting)
     /* else the VM's start resumes them with the others */
 }
 
-void cxl_fmws_update_routing(PCIDevice *gone)
+/* Run the owed passes, from the main thread, none under way. */
+static void cxl_fmws_routing_run(void)
 {
-    cxl_fmws_route_all(gone, NULL);
+    g_autoptr(GPtrArray) waiting = g_ptr_array_new_with_free_func(
+        (GDestroyNotify)object_unref);
+
+    assert(!cxl_router.running && !qemu_in_vcpu_thread());
+    cxl_router.running = true;
+    while (cxl_router.asked) {
+        cxl_router.asked = false;
+        /* those that asked before the pass starts see its result */
+        while (cxl_router.stopped && cxl_router.stopped->len) {
+            g_ptr_array_add(waiting,
+                            g_ptr_array_steal_index(cxl_router.stopped, 0));
+        }
+        cxl_fmws_route_all();
+    }
+    cxl_router.running = false;
+    qemu_cond_broadcast(cxl_fmws_routing_ran());
+    cxl_fmws_routing_release_vcpus(waiting);
 }
 
-/* A routing pass; then @waiting (vCPUs stopped for it) go on. */
-static void cxl_fmws_route_all(PCIDevice *gone, GPtrArray *waiting_)
+static void cxl_fmws_routing_bh(void *opaque)
 {
-    g_autoptr(GPtrArray) waiting = waiting_;
+    if (!cxl_router.running && !cxl_router.held) {
+        cxl_fmws_routing_run();
+    }
+}
+
+/* Ask for a pass from the bottom half. */
+static void cxl_fmws_routing_ask(void)
+{
+    cxl_router.asked = true;
+    if (!cxl_router.bh) {
+        cxl_router.bh = aio_bh_new(iohandler_get_aio_context(),
+                                   cxl_fmws_routing_bh, NULL);
+    }
+    qemu_bh_schedule(cxl_router.bh);
+}
+
+/*
+ * The guest's own store (an uncommit, a reprogramming, a reset, a slot
+ * powered off) changed the decode: this vCPU stops at the end of its
+ * translation block until the pass has run, so that its next stores take
+ * the new route, as if the store had done it all.
+ */
+static void cxl_fmws_routing_ask_from_vcpu(void)
+{
+    if (!cxl_router.stopped) {
+        cxl_router.stopped = g_ptr_array_new_with_free_func(
+            (GDestroyNotify)object_unref);
+    }
+    /* held: a vCPU unplugged meanwhile is resumed harmlessly */
+    g_ptr_array_add(cxl_router.stopped, object_ref(OBJECT(current_cpu)));
+    cpu_pause(current_cpu);
+    cxl_fmws_routing_ask();
+    trace_cxl_fmw_routing_deferred();
+}
+
+void cxl_fmws_update_routing(void)
+{
+    if (qemu_in_vcpu_thread()) {
+        cxl_fmws_routing_ask_from_vcpu();
+    } else if (cxl_router.running) {
+        cxl_router.asked = true;        /* the pass under way runs it */
+    } else if (cxl_router.held) {
+        cxl_router.asked = true;        /* run when released */
+    } else {
+        cxl_router.asked = true;
+        cxl_fmws_routing_run();
+    }
+}
+
+void cxl_fmws_update_routing_later(void)
+{
+    if (qemu_in_vcpu_thread()) {
+        cxl_fmws_routing_ask_from_vcpu();
+    } else {
+        cxl_fmws_routing_ask();
+    }
+}
+
+void cxl_fmws_routing_hold(void)
+{
+    /* from another thread: a pass under way, its BQL dropped, ends first */
+    while (cxl_router.running && !qemu_in_main_thread()) {
+        qemu_cond_wait_bql(cxl_fmws_routing_ran());
+    }
+    cxl_router.held++;
+}
+
+void cxl_fmws_routing_release(void)
+{
+    assert(cxl_router.held);
+    if (!--cxl_router.held && cxl_router.asked) {
+        cxl_fmws_routing_ask();
+    }
+}
+
+/* A routing pass over every window (cxl_fmws_routing_run()). */
+static void cxl_fmws_route_all(void)
+{
     g_autoptr(GArray) cuts = NULL;
     g_autofree CXLFMWPlan *plans = NULL;
     GSList *windows, *it;
     unsigned n, w;
 
-    if (cxl_routing_busy || cxl_fmws_shadows_syncing()) {
-        /* they wait for the pass that runs later */
-        while (waiting && waiting->len) {
-            if (!cxl_routing_stopped) {
-                cxl_routing_stopped = g_ptr_array_new_with_free_func(
-                    (GDestroyNotify)object_unref);
-            }
-            g_ptr_array_add(cxl_routing_stopped,
-                            g_ptr_array_steal_index(waiting, 0));
-        }
-        cxl_routing_pending = true;
-        trace_cxl_fmw_routing_deferred();
-        return;
-    }
     windows = cxl_fmws_get_all_sorted();
     if (!windows) {
-        cxl_fmws_routing_release_vcpus(waiting);
         return;
     }
-    cxl_routing_busy = true;
     cuts = g_array_new(false, false, sizeof(hwaddr));
     object_child_foreach_recursive(object_get_root(), cxl_fmw_collect, cuts);
     g_array_sort(cuts, cxl_fmw_cmp_hwaddr);
     n = g_slist_length(windows);
     plans = g_new0(CXLFMWPlan, n);
     for (it = windows, w = 0; it; it = it->next, w++) {
-        cxl_fmw_plan(CXL_FMW(it->data), cuts, gone, &plans[w]);
+        cxl_fmw_plan(CXL_FMW(it->data), cuts, &plans[w]);
     }
-    /* an unplug cannot wait: the device leaves when this returns */
-    if (qemu_in_vcpu_thread() && !gone && cxl_fmws_plans_wait(plans, n)) {
-        cxl_fmws_routing_defer_from_vcpu();
-    } else {
-        cxl_fmws_apply(plans, n);
-        for (w = 0; w < n; w++) {
-            plans[w].fw->routing->rebuild = false;
-        }
-    }
+    cxl_fmws_apply(plans, n);
     for (w = 0; w < n; w++) {
         for (unsigned i = 0; i < plans[w].nb_next; i++) {
             cxl_fmw_piece_release(&plans[w].next[i]);   /* kept as it was */
         }
     }
     g_slist_free(windows);
-    cxl_routing_busy = false;
-    cxl_fmws_routing_resume();
-    cxl_fmws_routing_release_vcpus(waiting);
-}
-
-void cxl_fmws_routing_resume(void)
-{
-    if (cxl_routing_pending && !cxl_routing_busy &&
-        !cxl_fmws_shadows_syncing()) {
-        cxl_routing_pending = false;
-        if (!cxl_routing_bh) {
-            /* not in a nested aio_poll (a drain inside a reset) */
-            cxl_routing_bh = aio_bh_new(iohandler_get_aio_context(),
-                                        cxl_fmws_routing_bh, NULL);
-        }
-        qemu_bh_schedule(cxl_routing_bh);
-    }
 }
 
 /*
@@ -1127,7 +1161,7 @@ void cxl_fmws_routing_resume(void)
 static void cxl_fmw_reroute(CXLFixedWindow *fw)
 {
     fw->routing->rebuild = true;
-    cxl_fmws_update_routing(NULL);
+    cxl_fmws_update_routing();
 }
 
 static char *cxl_fmw_get_route(Object *obj, Error **errp)

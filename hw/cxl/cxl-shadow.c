@@ -223,30 +223,6 @@ struct CXLFMWShadow {
 static QLIST_HEAD(, CXLFMWShadow) cxl_shadows =
     QLIST_HEAD_INITIALIZER(cxl_shadows);
 
-/*
- * Sync write-backs in progress.  Each waits for the vCPUs with the BQL
- * dropped; meanwhile routing updates wait (cxl_fmws_update_routing()), so
- * that no shadow is retired under a write-back or a loop over the list.
- */
-static unsigned cxl_shadows_syncing;
-
-bool cxl_fmws_shadows_syncing(void)
-{
-    return cxl_shadows_syncing;
-}
-
-static void cxl_shadows_sync_begin(void)
-{
-    cxl_shadows_syncing++;
-}
-
-static void cxl_shadows_sync_end(void)
-{
-    if (!--cxl_shadows_syncing) {
-        cxl_fmws_routing_resume();
-    }
-}
-
 static void cxl_shadow_gather(CXLFMWShadow *sh, uint8_t *buf, uint64_t off,
                               uint64_t len)
 {
@@ -350,54 +326,44 @@ static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap,
 }
 
 /*
+ * Take @sh's write-back, waiting (BQL dropped) for one under way to
+ * finish.  Write-backs run in the main thread only: a vCPU could not wait
+ * for one that waits for it (a snapshot waits for every vCPU to leave its
+ * translation block).
+ */
+static void cxl_shadow_sync_lock(CXLFMWShadow *sh)
+{
+    assert(!qemu_in_vcpu_thread());
+    while (sh->sync_busy) {
+        qemu_cond_wait_bql(&sh->sync_cond);
+    }
+    sh->sync_busy = true;
+}
+
+static void cxl_shadow_sync_unlock(CXLFMWShadow *sh)
+{
+    sh->sync_busy = false;
+    qemu_cond_broadcast(&sh->sync_cond);
+}
+
+/*
  * Write every page dirtied since the last write-back into the backends,
  * before returning: a sync point.  Called with the BQL held.  The guest
  * may go on writing meanwhile: a page written after its bit was cleared
  * is dirty again, and copied at the next write-back.
  */
-/*
- * Take @sh's write-back for this thread, waiting (BQL dropped) for one
- * under way to finish.  Not in a vCPU thread: the write-back under way
- * may be waiting for this very vCPU (its snapshot waits for every vCPU
- * to leave its translation block), and it cannot finish before this
- * vCPU returns to its loop anyway, so the vCPU's write-back goes first,
- * untaken.  Returns whether it was taken (cxl_shadow_sync_unlock()).
- */
-static bool cxl_shadow_sync_lock(CXLFMWShadow *sh)
-{
-    if (qemu_in_vcpu_thread()) {
-        return false;
-    }
-    while (sh->sync_busy) {
-        qemu_cond_wait_bql(&sh->sync_cond);
-    }
-    sh->sync_busy = true;
-    return true;
-}
-
-static void cxl_shadow_sync_unlock(CXLFMWShadow *sh, bool taken)
-{
-    if (taken) {
-        sh->sync_busy = false;
-        qemu_cond_broadcast(&sh->sync_cond);
-    }
-}
-
 static void cxl_shadow_writeback(CXLFMWShadow *sh)
 {
     DirtyBitmapSnapshot *snap;
-    bool taken;
 
-    cxl_shadows_sync_begin();
-    taken = cxl_shadow_sync_lock(sh);
+    cxl_shadow_sync_lock(sh);
     /* the writer's copy of older bytes must not land after ours */
     qemu_event_wait(&sh->wb_idle);
     snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
                                                   DIRTY_MEMORY_VGA);
     cxl_shadow_copy_dirty(sh, snap, NULL);
     g_free(snap);
-    cxl_shadow_sync_unlock(sh, taken);
-    cxl_shadows_sync_end();
+    cxl_shadow_sync_unlock(sh);
 }
 
 /* The writer thread: copies the snapshots the timer hands it, no BQL. */
@@ -484,18 +450,12 @@ static void cxl_shadow_tick(void *opaque)
     DirtyBitmapSnapshot *snap;
     bool idle;
 
-    /* now: a routing pass that runs at the end may retire @sh */
     timer_mod(sh->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
                          MAX(sh->period_ms, 1));
     /*
-     * A sync write-back elsewhere waits for vCPUs (BQL dropped): it copies
-     * what is dirty itself, and a copy handed to the writer now could land
-     * after it returns, over what its caller writes next (a media
-     * operation).
+     * Write-backs at sync points and routing passes run in the main thread
+     * too (docs/devel/cxl-interleave.rst, locking): none is under way here.
      */
-    if (cxl_shadows_syncing) {
-        return;
-    }
     qemu_mutex_lock(&sh->wb_lock);
     idle = !sh->wb_snap && !sh->sync_busy;
     qemu_mutex_unlock(&sh->wb_lock);
@@ -504,7 +464,6 @@ static void cxl_shadow_tick(void *opaque)
                              MIN(CXL_SHADOW_RETRY_MS, MAX(sh->period_ms, 1)));
     } else {
         /* waits for the vCPUs with the BQL dropped: sh stays routed */
-        cxl_shadows_sync_begin();
         sh->sync_busy = true;
         snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
                                                       DIRTY_MEMORY_VGA);
@@ -513,8 +472,7 @@ static void cxl_shadow_tick(void *opaque)
         qemu_event_reset(&sh->wb_idle);
         qemu_cond_signal(&sh->wb_cond);
         qemu_mutex_unlock(&sh->wb_lock);
-        cxl_shadow_sync_unlock(sh, true);
-        cxl_shadows_sync_end();
+        cxl_shadow_sync_unlock(sh);
     }
 }
 
@@ -544,8 +502,8 @@ static void cxl_shadow_vm_state(void *opaque, bool running, RunState state)
     g_autoptr(GPtrArray) live = NULL;
     guint i;
 
-    /* the list holds still: no routing pass runs until the end */
-    cxl_shadows_sync_begin();
+    /* the list holds still: no pass retires a shadow until the end */
+    cxl_fmws_routing_hold();
     live = cxl_shadows_live();
     if (!running) {
         /* DMA still in flight may land in a shadow: let it, then copy */
@@ -568,7 +526,7 @@ static void cxl_shadow_vm_state(void *opaque, bool running, RunState state)
         /* and what devices wrote through mappings of retired shadows */
         cxl_fmws_retirees_flush();
     }
-    cxl_shadows_sync_end();
+    cxl_fmws_routing_release();
 }
 
 void cxl_fmws_shadows_sync(void)
@@ -576,7 +534,6 @@ void cxl_fmws_shadows_sync(void)
     g_autoptr(GPtrArray) live = NULL;
     guint i;
 
-    cxl_shadows_sync_begin();
     live = cxl_shadows_live();
     for (i = 0; i < live->len; i++) {
         CXLFMWShadow *sh = g_ptr_array_index(live, i);
@@ -585,7 +542,6 @@ void cxl_fmws_shadows_sync(void)
             cxl_shadow_writeback(sh);
         }
     }
-    cxl_shadows_sync_end();
 }
 
 /* Copy the target bytes of one chunk back, page by page (fill_lock) */
@@ -602,6 +558,12 @@ static void cxl_shadow_reload_range(const MemoryInterleave *il, unsigned e,
         if (test_bit(offset / sh->page, sh->filled)) {
             memcpy(sh->host + offset, sh->target_host[e] + target_offset,
                    cnt);
+            /*
+             * The write-back thread may have copied the page's older
+             * bytes over the operation's: the next write-back copies
+             * these again (rule 42).
+             */
+            memory_region_set_dirty(&sh->mr, offset, cnt);
         }
         clear_bit_atomic(offset / sh->page, sh->zero);
         offset += cnt;
@@ -1262,11 +1224,10 @@ void cxl_fmw_shadow_flush(CXLFMWShadow *sh)
     DirtyBitmapSnapshot *snap;
     CXLFMWShadow *other;
     guint i, n = 0;
-    bool kept, taken;
+    bool kept;
 
     assert(!sh->live);
-    cxl_shadows_sync_begin();
-    taken = cxl_shadow_sync_lock(sh);
+    cxl_shadow_sync_lock(sh);
     qemu_event_wait(&sh->wb_idle);
     snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
                                                   DIRTY_MEMORY_VGA);
@@ -1300,7 +1261,7 @@ void cxl_fmw_shadow_flush(CXLFMWShadow *sh)
     }
     g_free(snap);
     sh->flushed = true;
-    cxl_shadow_sync_unlock(sh, taken);
+    cxl_shadow_sync_unlock(sh);
 
     /* into the live shadows: each run once, adjacent runs together */
     g_array_sort(runs, cxl_shadow_run_cmp);
@@ -1321,7 +1282,6 @@ void cxl_fmw_shadow_flush(CXLFMWShadow *sh)
 
         cxl_fmws_shadows_reload(run->target, run->offset, run->len);
     }
-    cxl_shadows_sync_end();
 }
 
 static bool cxl_fmw_shadow_get_lazy(Object *obj, Error **errp)

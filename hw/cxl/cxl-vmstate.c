@@ -24,7 +24,7 @@
 
 static int cxl_component_post_load(void *opaque, int version_id)
 {
-    cxl_fmws_update_routing(NULL);
+    cxl_fmws_update_routing();
     return 0;
 }
 

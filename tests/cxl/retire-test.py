@@ -231,6 +231,47 @@ def run_guest_uncommits(rig, rng):
                         "backends")
 
 
+def run_guest_unplugs(rig, rng):
+    """The guest makes one pass over 64 MiB of region A, then powers ep0's
+    slot off itself (the host pressed the attention button: device_del),
+    right after its last store.  The unplug runs in the vCPU thread, whose
+    pass waits for the main loop: every word of the pass is in ep0/ep1,
+    region A is on the decode, and region B keeps its shadow."""
+    wp = writer_params(rig)
+    q, size, h = rig.q, 64 << 20, half(rig)
+    program_two(rig)
+    shadow_child(rig, 0)
+    b_shadow = shadow_child(rig, h)
+    gone = rig.topo.eps[0]
+    check(q.ecam is not None, "the guest reaches config space via ECAM")
+    hb_bus = 16
+    slot = q.ecam + (hb_bus << 20) + pcie_cap(q, hb_bus, 0) + 0x18
+    ctl = q.readl(slot) & 0xffff
+    q.qmp("device_del", id=gone.name)
+    q.write(wp, struct.pack("<9Q", rig.base, size, 0, 0, 0, 0, 8, 1, 1))
+    q.write(wp + 0x48, struct.pack("<2Q", slot, ctl | 0x400 | 0x300))
+    q.qmp("cont")
+    deadline = time.time() + 120
+    while q64(q, wp + 0xc8) != 1:
+        check(not q64(q, wp + 0x20), "the guest took an "
+              "exception: ESR 0x%x" % q64(q, wp + 0x20))
+        check(time.time() < deadline, "the guest did not power the slot "
+              "off")
+        time.sleep(0.01)
+    while any(c["name"] == gone.name for c in
+              q.qmp("qom-list", path="/machine/peripheral")):
+        check(time.time() < deadline, "%s was not unplugged" % gone.name)
+        time.sleep(0.05)
+    check(flat_name_at(rig, 0) == "cxl-fixed-memory-region.mmio",
+          "region A is served by %s after the guest unplugged ep0"
+          % flat_name_at(rig, 0))
+    check(shadow_child(rig, h) == b_shadow, "region B's shadow %s was "
+          "replaced by %s" % (b_shadow, shadow_child(rig, h)))
+    q.qmp("stop")
+    check_writer_buffer(from_backends(rig, 0, size), "region A in the "
+                        "backends")
+
+
 # --- a DMA mapping held across a route change --------------------------
 
 def sanitize_ep0(rig):
@@ -603,6 +644,8 @@ def main():
     run("virt-other-region-unplug", "virt", run_other_region_unplug,
         extra=writer, accel="tcg")
     run("virt-guest-uncommits", "virt", run_guest_uncommits, extra=writer,
+        accel="tcg")
+    run("virt-guest-unplugs", "virt", run_guest_unplugs, extra=writer,
         accel="tcg")
     run("q35-dma-shares-page", "q35", run_dma_shares_page, extra=dma_dev)
     for trig in TRIGGERS:

@@ -12,7 +12,6 @@
 #include "exec/hwaddr.h"
 
 struct CXLFixedWindow;
-struct PCIDevice;
 struct MemoryRegionOps;
 
 typedef struct CXLFMWRouting CXLFMWRouting;
@@ -30,17 +29,28 @@ void cxl_fmw_init_memory(struct CXLFixedWindow *fw,
 
 /*
  * Something the decode depends on changed (an HDM decoder register, a
- * component reset, media state, the topology): recompute the routing of
- * every window.  @gone, if set, is a device being removed.  Cheap when
- * nothing changed.  Called with the BQL held.
+ * component reset, media state): route every window again.  From the
+ * main thread, at once unless a pass is under way (it runs this one
+ * after); from a vCPU, in the main loop, the vCPU waiting for it.  Cheap
+ * when nothing changed.  Context: BQL held.
  */
-void cxl_fmws_update_routing(struct PCIDevice *gone);
+void cxl_fmws_update_routing(void);
 
 /*
- * Run an update that came while a routing pass or a shadow write-back
- * waited for vCPUs with the BQL dropped (hw/cxl/cxl-interleave.c).
+ * As cxl_fmws_update_routing(), but always from the main loop: for a
+ * device that is leaving, whose removal must be over (off its bus) when
+ * the pass looks at the decode.  Context: BQL held.
  */
-void cxl_fmws_routing_resume(void);
+void cxl_fmws_update_routing_later(void);
+
+/*
+ * Hold routing passes off while a sync point that drops the BQL runs,
+ * maybe outside the main thread (the VM state handler runs in the
+ * migration thread at its completion): a pass asked for meanwhile runs
+ * from the main loop once the last hold is released.  Context: BQL held.
+ */
+void cxl_fmws_routing_hold(void);
+void cxl_fmws_routing_release(void);
 
 /*
  * Hand what was written through every retired piece that something may

@@ -33,19 +33,22 @@ void cxl_fmw_shadow_retire(CXLFMWShadow *sh);
 void cxl_fmw_shadow_flush(CXLFMWShadow *sh);
 
 /*
- * A device operation that writes a device's media while the guest runs
- * (Media Operations sanitize, Clear Poison) is bracketed: every shadow to
- * its backends before it, cxl_fmws_shadows_sync(), so that no older guest
- * write lands over the operation's bytes; and after it, the bytes it
- * changed copied again into the shadows that hold them:
- * cxl_fmws_shadows_reload() for @len bytes of @target at @offset,
- * cxl_type3_shadows_reload() for @len bytes of @ct3d's DPA space at @dpa
- * (@len may reach past its end).  Called with the BQL held.
+ * Write every live shadow back now: a sync point.  Context: main thread,
+ * BQL held; waits for the vCPUs with it dropped.
  */
 void cxl_fmws_shadows_sync(void);
 
-/* Whether a shadow write-back waits for vCPUs (the BQL dropped) now. */
-bool cxl_fmws_shadows_syncing(void);
+/*
+ * A device operation that writes a device's media while the guest runs
+ * (Media Operations sanitize, Clear Poison) is followed by a reload: the
+ * bytes it changed are copied into the shadows that hold them, and marked
+ * dirty there, so that a background write-back that copied older bytes
+ * over them meanwhile is made good by the next (rule 42 of
+ * docs/devel/cxl-interleave.rst).  cxl_fmws_shadows_reload() for @len
+ * bytes of @target at @offset, cxl_type3_shadows_reload() for @len bytes
+ * of @ct3d's DPA space at @dpa (@len may reach past its end).
+ * Context: BQL held, any thread.
+ */
 void cxl_fmws_shadows_reload(MemoryRegion *target, uint64_t offset,
                              uint64_t len);
 void cxl_type3_shadows_reload(struct CXLType3Dev *ct3d, uint64_t dpa,
