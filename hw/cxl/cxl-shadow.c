@@ -60,6 +60,7 @@
 #include "qemu/userfaultfd.h"
 #include "qapi/error.h"
 #include "qapi/visitor.h"
+#include "qapi/qapi-commands-cxl.h"
 #include "qom/object.h"
 #include "block/block.h"
 #include "system/memory-interleave.h"
@@ -542,6 +543,16 @@ void cxl_fmws_shadows_sync(void)
             cxl_shadow_writeback(sh);
         }
     }
+}
+
+/*
+ * QMP cxl-sync-windows: a sync point that leaves the VM running and the
+ * shadows in place (rule 28 of docs/devel/cxl-interleave.rst).
+ */
+void qmp_cxl_sync_windows(Error **errp)
+{
+    cxl_fmws_shadows_sync();
+    cxl_fmws_retirees_flush();
 }
 
 /* Copy the target bytes of one chunk back, page by page (fill_lock) */

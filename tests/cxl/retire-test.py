@@ -272,6 +272,51 @@ def run_guest_unplugs(rig, rng):
                         "backends")
 
 
+# --- a sync point that leaves the VM running ---------------------------
+
+def run_sync_command(rig, rng):
+    """The guest writes region B pass after pass (pass g stores g << 32 |
+    o at offset o), its shadow's background write-back all but off (a
+    period of 2^32 - 1 ms).  After pass g completes, the backends do not
+    hold it yet; once cxl-sync-windows returns, every word in them is of
+    pass g or later (the guest goes on writing: later words may be of
+    later passes), while the VM runs on with the same shadow and the
+    pages it filled."""
+    wp = writer_params(rig)
+    q, h, size = rig.q, half(rig), 16 << 20
+    program_two(rig)
+    b_shadow = shadow_child(rig, h)
+    q.qmp("qom-set", path="%s/%s" % (rig.fmw, b_shadow),
+          property="x-writeback-period-ms", value=0xffffffff)
+    q.write(wp, struct.pack("<8Q", rig.base + h, size, 0, 0, 0, 0, 8, 0))
+    q.qmp("cont")
+
+    def backend_words():
+        return struct.unpack("<%dQ" % (size // 8),
+                             from_backends(rig, h, size))
+
+    for rnd in range(3):
+        with Step("sync %d" % rnd):
+            # two: the last sync may have caught some of the pass after
+            wait_writer(rig, 2, secs=120)
+            done = q64(q, wp + 0x10)
+            check(min(w >> 32 for w in backend_words()) < done,
+                  "the backends hold all of pass %d before the sync: this "
+                  "run proves nothing" % done)
+            before = filled(rig, b_shadow)
+            q.qmp("cxl-sync-windows")
+            for i, w in enumerate(backend_words()):
+                check(w & 0xffffffff == i * 8 and w >> 32 >= done,
+                      "region B +0x%x holds 0x%x in the backends after the "
+                      "sync; the guest had completed pass %d before it"
+                      % (i * 8, w, done))
+            check(q.qmp("query-status")["status"] == "running",
+                  "the sync stopped the VM")
+            check(shadow_child(rig, h) == b_shadow and
+                  filled(rig, b_shadow) >= before,
+                  "the sync dropped region B's shadow or its pages")
+
+
 # --- a DMA mapping held across a route change --------------------------
 
 def sanitize_ep0(rig):
@@ -646,6 +691,8 @@ def main():
     run("virt-guest-uncommits", "virt", run_guest_uncommits, extra=writer,
         accel="tcg")
     run("virt-guest-unplugs", "virt", run_guest_unplugs, extra=writer,
+        accel="tcg")
+    run("virt-sync-command", "virt", run_sync_command, extra=writer,
         accel="tcg")
     run("q35-dma-shares-page", "q35", run_dma_shares_page, extra=dma_dev)
     for trig in TRIGGERS:
