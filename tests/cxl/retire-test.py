@@ -332,7 +332,11 @@ def sanitize_ep0(rig):
 
 
 def set_route(rig, value):
-    rig.q.qmp("qom-set", path=rig.fmw, property="ram-route", value=value)
+    # the path the user guide gives (-M cxl-fmw.0 is /machine/cxl-fmw[0])
+    check(rig.fmw == "/machine/cxl-fmw[0]", "the window's QOM path is %s, "
+          "not the user guide's /machine/cxl-fmw[0]" % rig.fmw)
+    rig.q.qmp("qom-set", path="/machine/cxl-fmw[0]", property="ram-route",
+              value=value)
 
 
 TRIGGERS = {
