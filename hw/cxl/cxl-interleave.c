@@ -843,6 +843,8 @@ static bool cxl_fmw_pause_vcpus(void)
     return false;
 }
 
+static void cxl_fmw_resume_vcpus(void);
+
 /* Apply the routing passes' @plans: retire what went, map what came. */
 static void cxl_fmws_apply(CXLFMWPlan *plans, unsigned n)
 {
@@ -917,7 +919,7 @@ static void cxl_fmws_apply(CXLFMWPlan *plans, unsigned n)
     }
     memory_region_transaction_commit();
     if (paused) {
-        resume_all_vcpus();
+        cxl_fmw_resume_vcpus();
     }
 }
 
@@ -993,12 +995,16 @@ static gint cxl_fmw_cmp_hwaddr(gconstpointer a, gconstpointer b)
  */
 typedef struct CXLFMWRouter {
     QEMUBH *bh;
+    QemuThread main;            /* the thread passes run in */
+    bool main_known;
+    QemuThread runner;          /* while @running: the thread running it */
     bool running;               /* a pass is under way */
     QemuCond ran;               /* broadcast when one ends */
     bool ran_init;
     unsigned held;              /* cxl_fmws_routing_hold() */
     bool asked;                 /* a pass is owed */
-    GPtrArray *stopped;         /* vCPUs that wait for the owed pass */
+    GPtrArray *stopped;         /* vCPUs that wait for a pass to start */
+    GPtrArray *ready;           /* vCPUs whose pass ran: the BH lets them go */
 } CXLFMWRouter;
 
 static CXLFMWRouter cxl_router;
@@ -1014,43 +1020,96 @@ static QemuCond *cxl_fmws_routing_ran(void)
     return &cxl_router.ran;
 }
 
-/* After the passes: the vCPUs that waited for them go on. */
-static void cxl_fmws_routing_release_vcpus(GPtrArray *waiting)
+static GPtrArray *cxl_fmws_vcpu_list(GPtrArray **list)
 {
-    if (waiting && runstate_is_running()) {
-        for (guint i = 0; i < waiting->len; i++) {
-            cpu_resume(g_ptr_array_index(waiting, i));
-        }
+    if (!*list) {
+        *list = g_ptr_array_new_with_free_func((GDestroyNotify)object_unref);
     }
-    /* else the VM's start resumes them with the others */
+    return *list;
 }
 
-/* Run the owed passes, from the main thread, none under way. */
+/* May a pass run in this thread now?  Not in a vCPU; in the main thread. */
+static bool cxl_fmws_routing_here(void)
+{
+    return !qemu_in_vcpu_thread() &&
+           (!cxl_router.main_known || qemu_thread_is_self(&cxl_router.main));
+}
+
+static bool cxl_fmws_vcpu_waits(CPUState *cpu)
+{
+    return cxl_router.stopped &&
+           g_ptr_array_find(cxl_router.stopped, cpu, NULL);
+}
+
+/*
+ * Resume the vCPUs cxl_fmw_pause_vcpus() paused, but for those that
+ * wait for a pass not yet run (resume_all_vcpus() would let them go).
+ */
+static void cxl_fmw_resume_vcpus(void)
+{
+    CPUState *cpu;
+
+    if (!runstate_is_running()) {
+        return;
+    }
+    qemu_clock_enable(QEMU_CLOCK_VIRTUAL, true);
+    CPU_FOREACH(cpu) {
+        if (!cxl_fmws_vcpu_waits(cpu)) {
+            cpu_resume(cpu);
+        }
+    }
+}
+
+/* Run the owed passes; the vCPUs they were owed to become ready. */
 static void cxl_fmws_routing_run(void)
 {
-    g_autoptr(GPtrArray) waiting = g_ptr_array_new_with_free_func(
-        (GDestroyNotify)object_unref);
+    GPtrArray *ready = cxl_fmws_vcpu_list(&cxl_router.ready);
 
-    assert(!cxl_router.running && !qemu_in_vcpu_thread());
+    assert(!cxl_router.running && cxl_fmws_routing_here());
     cxl_router.running = true;
-    while (cxl_router.asked) {
+    qemu_thread_get_self(&cxl_router.runner);
+    while (cxl_router.asked && !cxl_router.held) {
         cxl_router.asked = false;
         /* those that asked before the pass starts see its result */
         while (cxl_router.stopped && cxl_router.stopped->len) {
-            g_ptr_array_add(waiting,
+            g_ptr_array_add(ready,
                             g_ptr_array_steal_index(cxl_router.stopped, 0));
         }
         cxl_fmws_route_all();
     }
     cxl_router.running = false;
     qemu_cond_broadcast(cxl_fmws_routing_ran());
-    cxl_fmws_routing_release_vcpus(waiting);
+    if (ready->len) {
+        qemu_bh_schedule(cxl_router.bh);    /* it lets them go */
+    }
 }
 
+/*
+ * From the main loop's own iteration (never inside a nested aio_poll(),
+ * a reset, or a pause someone else holds): the owed passes, then the
+ * vCPUs whose pass has run go on.  Only here: a pass run synchronously
+ * (a reset, a QMP command) leaves them stopped, as their pausers expect.
+ */
 static void cxl_fmws_routing_bh(void *opaque)
 {
-    if (!cxl_router.running && !cxl_router.held) {
+    GPtrArray *ready;
+
+    if (cxl_router.running || cxl_router.held) {
+        return;                 /* the end of either asks again */
+    }
+    if (cxl_router.asked) {
         cxl_fmws_routing_run();
+    }
+    ready = cxl_fmws_vcpu_list(&cxl_router.ready);
+    while (ready->len) {
+        CPUState *cpu = g_ptr_array_index(ready, 0);
+
+        /* a vCPU unplugged meanwhile has no thread left to kick */
+        if (runstate_is_running() && cpu->created) {
+            cpu_resume(cpu);
+        }
+        /* else the VM's start resumes it with the others */
+        g_ptr_array_remove_index(ready, 0);
     }
 }
 
@@ -1058,40 +1117,37 @@ static void cxl_fmws_routing_bh(void *opaque)
 static void cxl_fmws_routing_ask(void)
 {
     cxl_router.asked = true;
-    if (!cxl_router.bh) {
-        cxl_router.bh = aio_bh_new(iohandler_get_aio_context(),
-                                   cxl_fmws_routing_bh, NULL);
-    }
     qemu_bh_schedule(cxl_router.bh);
 }
 
 /*
  * The guest's own store (an uncommit, a reprogramming, a reset, a slot
  * powered off) changed the decode: this vCPU stops at the end of its
- * translation block until the pass has run, so that its next stores take
- * the new route, as if the store had done it all.
+ * translation block (as cpu_stop_current() stops it: stopped only once
+ * it is out) until the pass has run, so that its next stores take the
+ * new route, as if the store had done it all.
  */
 static void cxl_fmws_routing_ask_from_vcpu(void)
 {
-    if (!cxl_router.stopped) {
-        cxl_router.stopped = g_ptr_array_new_with_free_func(
-            (GDestroyNotify)object_unref);
-    }
-    /* held: a vCPU unplugged meanwhile is resumed harmlessly */
-    g_ptr_array_add(cxl_router.stopped, object_ref(OBJECT(current_cpu)));
-    cpu_pause(current_cpu);
+    g_ptr_array_add(cxl_fmws_vcpu_list(&cxl_router.stopped),
+                    object_ref(OBJECT(current_cpu)));
+    qatomic_set(&current_cpu->stop, true);
+    cpu_exit(current_cpu);
     cxl_fmws_routing_ask();
     trace_cxl_fmw_routing_deferred();
 }
 
 void cxl_fmws_update_routing(void)
 {
+    if (!cxl_router.main_known) {
+        return;                         /* no window: nothing to route */
+    }
     if (qemu_in_vcpu_thread()) {
         cxl_fmws_routing_ask_from_vcpu();
-    } else if (cxl_router.running) {
-        cxl_router.asked = true;        /* the pass under way runs it */
-    } else if (cxl_router.held) {
-        cxl_router.asked = true;        /* run when released */
+    } else if (!cxl_fmws_routing_here()) {
+        cxl_fmws_routing_ask();         /* another thread (COLO) */
+    } else if (cxl_router.running || cxl_router.held) {
+        cxl_router.asked = true;        /* run after it, or when released */
     } else {
         cxl_router.asked = true;
         cxl_fmws_routing_run();
@@ -1100,6 +1156,9 @@ void cxl_fmws_update_routing(void)
 
 void cxl_fmws_update_routing_later(void)
 {
+    if (!cxl_router.main_known) {
+        return;
+    }
     if (qemu_in_vcpu_thread()) {
         cxl_fmws_routing_ask_from_vcpu();
     } else {
@@ -1110,7 +1169,8 @@ void cxl_fmws_update_routing_later(void)
 void cxl_fmws_routing_hold(void)
 {
     /* from another thread: a pass under way, its BQL dropped, ends first */
-    while (cxl_router.running && !qemu_in_main_thread()) {
+    while (cxl_router.running &&
+           !qemu_thread_is_self(&cxl_router.runner)) {
         qemu_cond_wait_bql(cxl_fmws_routing_ran());
     }
     cxl_router.held++;
@@ -1122,6 +1182,32 @@ void cxl_fmws_routing_release(void)
     if (!--cxl_router.held && cxl_router.asked) {
         cxl_fmws_routing_ask();
     }
+}
+
+/*
+ * On VM start, before the vCPUs resume (resume_all_vcpus() would let
+ * those that wait for a pass go first): the owed passes.
+ */
+static void cxl_fmws_routing_vm_state(void *opaque, bool running,
+                                      RunState state)
+{
+    if (running && cxl_router.asked && !cxl_router.running &&
+        !cxl_router.held && cxl_fmws_routing_here()) {
+        cxl_fmws_routing_run();
+    }
+}
+
+/* Once, from the main thread (the first window's init). */
+static void cxl_fmws_routing_init(void)
+{
+    if (cxl_router.main_known) {
+        return;
+    }
+    qemu_thread_get_self(&cxl_router.main);
+    cxl_router.main_known = true;
+    cxl_router.bh = aio_bh_new(iohandler_get_aio_context(),
+                               cxl_fmws_routing_bh, NULL);
+    qemu_add_vm_change_state_handler(cxl_fmws_routing_vm_state, NULL);
 }
 
 /* A routing pass over every window (cxl_fmws_routing_run()). */
@@ -1214,6 +1300,7 @@ void cxl_fmw_init_memory(CXLFixedWindow *fw, const MemoryRegionOps *ops)
     CXLFMWRouting *r = g_new0(CXLFMWRouting, 1);
     unsigned i;
 
+    cxl_fmws_routing_init();
     fw->routing = r;
     r->policy = CXL_FMW_ROUTE_AUTO;
     r->index = fw->index;

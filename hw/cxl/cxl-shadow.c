@@ -25,18 +25,20 @@
  *    exactly at every sync point: VM stop (after draining block I/O, whose
  *    DMA may still land in the shadow), and whenever the piece's route
  *    changes (uncommit, reprogram, reset, unplug, media disable).  The
- *    background write-back takes its snapshot of the dirty log under the
- *    BQL (a main-loop timer) and leaves the copy to a writer thread that
- *    never takes the BQL, so that vCPUs waiting for the BQL (interrupts,
- *    MMIO) do not wait for the copy; a sync point waits for the writer,
- *    then copies what is left itself;
+ *    background write-back: a writer thread that never takes the BQL
+ *    looks for dirty pages every period, and only if there are any takes
+ *    a snapshot of the dirty log under the BQL (a bottom half) and copies
+ *    it, so that vCPUs waiting for the BQL (interrupts, MMIO) do not wait
+ *    for the copy, and an idle guest costs nothing; a sync point waits for
+ *    the writer, then copies what is left itself;
  *  - invalidation: when the VM starts running again, the shadow is
  *    written back and then dropped, so that what the backends hold now
  *    (a host tool may have written them while the VM was stopped) is what
  *    the guest reads next; a device operation that writes its media while
- *    the VM runs (sanitize, media zeroing, Clear Poison) is bracketed
- *    instead: write-back first, then only the bytes it changed are copied
- *    into the pages the shadow holds.
+ *    the VM runs (sanitize, media zeroing, Clear Poison) waits instead
+ *    until no background copy is under way, then writes the media, then
+ *    copies only the bytes it changed into the pages the shadow holds,
+ *    and marks them dirty there (rule 42 of docs/devel/cxl-interleave.rst).
  *
  * The shadow itself never migrates: the destination makes its own when the
  * CXL state is loaded, from backends that migrated.
@@ -72,6 +74,8 @@
 #include "system/cpus.h"
 #include "migration/misc.h"
 #include "system/tcg.h"
+#include "system/kvm.h"
+#include "system/physmem.h"
 #include "hw/cxl/cxl.h"
 #include "hw/cxl/cxl_interleave.h"
 #include "hw/cxl/cxl_shadow.h"
@@ -84,13 +88,6 @@
  * copy after it is made.
  */
 #define CXL_SHADOW_WRITEBACK_MS 20
-
-/*
- * A tick that finds the writer still copying the last snapshot looks
- * again this soon, rather than a whole period later: a write made just
- * after that snapshot then waits one period plus the copy, not two.
- */
-#define CXL_SHADOW_RETRY_MS 2
 
 /* Pages looked at together when skipping clean parts of the bitmap */
 #define CXL_SHADOW_SCAN_PAGES 512
@@ -161,13 +158,21 @@ struct CXLFMWShadow {
     uint64_t *target_fd_offset; /* per entry: file offset of target byte 0 */
 
     /*
-     * Background write-back: every @period_ms the timer
-     * (BQL held) hands a snapshot of the dirty log to the writer thread,
-     * unless the writer still copies the last one.  A sync point waits
-     * for @wb_idle before it takes its own snapshot, so that no copy of
-     * older bytes lands after it.
+     * Background write-back (rule 26): every @period_ms the writer thread
+     * looks, without the BQL, for a dirty page among those filled
+     * (@filled_lo to @filled_hi); if there is one, @tick_bh (main loop,
+     * BQL held) hands it a snapshot of the dirty log, unless it still
+     * copies the last one.  Nothing runs in the main loop, and no vCPU
+     * waits, while nothing is written.  A sync point waits for @wb_idle
+     * before it takes its own snapshot, so that no copy of older bytes
+     * lands after it.
      */
-    QEMUTimer *timer;
+    QEMUBH *tick_bh;
+    bool writer_started;        /* once live (cxl_fmw_shadow_new()) */
+    bool wb_live;               /* under wb_lock: the writer looks */
+    bool wb_rearm;              /* under wb_lock: a new period, from now */
+    uint64_t filled_lo, filled_hi;  /* pages ever filled: [lo, hi) */
+    uint64_t snapshots;         /* taken by @tick_bh: x-background-snapshots */
     QemuThread writer;
     QemuMutex wb_lock;          /* protects wb_snap and wb_quit */
     QemuCond wb_cond;           /* wb_snap or wb_quit set */
@@ -367,26 +372,67 @@ static void cxl_shadow_writeback(CXLFMWShadow *sh)
     cxl_shadow_sync_unlock(sh);
 }
 
-/* The writer thread: copies the snapshots the timer hands it, no BQL. */
+/*
+ * Whether a page the shadow filled may be dirty: a hint, without the BQL.
+ * Under KVM the dirty log needs a sync first (the BQL): assume so.
+ */
+static bool cxl_shadow_maybe_dirty(CXLFMWShadow *sh)
+{
+    uint64_t lo = qatomic_read(&sh->filled_lo);
+    uint64_t hi = qatomic_read(&sh->filled_hi);
+
+    if (kvm_enabled()) {
+        return true;
+    }
+    return lo < hi &&
+           physical_memory_get_dirty(memory_region_get_ram_addr(&sh->mr) +
+                                     lo * sh->page, (hi - lo) * sh->page,
+                                     DIRTY_MEMORY_VGA);
+}
+
+/*
+ * The writer thread, no BQL: every @period_ms while the shadow is live,
+ * asks the main loop for a snapshot if a filled page may be dirty; copies
+ * the snapshots it is handed.
+ */
 static void *cxl_shadow_writer_thread(void *opaque)
 {
     CXLFMWShadow *sh = opaque;
+    int64_t next = 0;
 
     rcu_register_thread();
     qemu_mutex_lock(&sh->wb_lock);
     while (sh->wb_snap || !sh->wb_quit) {
         DirtyBitmapSnapshot *snap = sh->wb_snap;
+        int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
 
-        if (!snap) {
+        if (snap) {
+            qemu_mutex_unlock(&sh->wb_lock);
+            cxl_shadow_copy_dirty(sh, snap, NULL);
+            g_free(snap);
+            qemu_mutex_lock(&sh->wb_lock);
+            sh->wb_snap = NULL;
+            qemu_event_set(&sh->wb_idle);
+            continue;
+        }
+        if (!sh->wb_live) {
             qemu_cond_wait(&sh->wb_cond, &sh->wb_lock);
             continue;
         }
-        qemu_mutex_unlock(&sh->wb_lock);
-        cxl_shadow_copy_dirty(sh, snap, NULL);
-        g_free(snap);
-        qemu_mutex_lock(&sh->wb_lock);
-        sh->wb_snap = NULL;
-        qemu_event_set(&sh->wb_idle);
+        if (sh->wb_rearm || !next) {
+            sh->wb_rearm = false;
+            next = now + MAX(sh->period_ms, 1);
+        }
+        if (now < next) {
+            /* in slices: a period may be 49 days, beyond an int of ms */
+            qemu_cond_timedwait(&sh->wb_cond, &sh->wb_lock,
+                                MIN(next - now, 1000));
+            continue;
+        }
+        next = now + MAX(sh->period_ms, 1);
+        if (cxl_shadow_maybe_dirty(sh)) {
+            qemu_bh_schedule(sh->tick_bh);
+        }
     }
     qemu_mutex_unlock(&sh->wb_lock);
     rcu_unregister_thread();
@@ -445,29 +491,29 @@ static void cxl_shadow_invalidate(CXLFMWShadow *sh)
 }
 
 /* Background write-back: the snapshot here, the copy in the writer. */
-static void cxl_shadow_tick(void *opaque)
+static void cxl_shadow_tick_bh(void *opaque)
 {
     CXLFMWShadow *sh = opaque;
     DirtyBitmapSnapshot *snap;
     bool idle;
 
-    timer_mod(sh->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                         MAX(sh->period_ms, 1));
     /*
-     * Write-backs at sync points and routing passes run in the main thread
-     * too (docs/devel/cxl-interleave.rst, locking): none is under way here.
+     * Routing passes and sync points run in the main thread too, but for
+     * the VM state handler in the migration thread, whose write-back
+     * holds sync_busy meanwhile: then the writer looks again later.
      */
+    if (!sh->live) {
+        return;                 /* retired since the writer asked */
+    }
     qemu_mutex_lock(&sh->wb_lock);
     idle = !sh->wb_snap && !sh->sync_busy;
     qemu_mutex_unlock(&sh->wb_lock);
-    if (!idle) {
-        timer_mod(sh->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                             MIN(CXL_SHADOW_RETRY_MS, MAX(sh->period_ms, 1)));
-    } else {
+    if (idle) {
         /* waits for the vCPUs with the BQL dropped: sh stays routed */
         sh->sync_busy = true;
         snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
                                                       DIRTY_MEMORY_VGA);
+        sh->snapshots++;
         qemu_mutex_lock(&sh->wb_lock);
         sh->wb_snap = snap;
         qemu_event_reset(&sh->wb_idle);
@@ -475,6 +521,7 @@ static void cxl_shadow_tick(void *opaque)
         qemu_mutex_unlock(&sh->wb_lock);
         cxl_shadow_sync_unlock(sh);
     }
+    /* else a write-back is under way: the writer looks again */
 }
 
 /*
@@ -553,6 +600,19 @@ void qmp_cxl_sync_windows(Error **errp)
 {
     cxl_fmws_shadows_sync();
     cxl_fmws_retirees_flush();
+}
+
+void cxl_fmws_shadows_quiesce(void)
+{
+    CXLFMWShadow *sh;
+
+    /*
+     * The writer never takes the BQL, and is handed a new snapshot only
+     * under it: once idle, it copies nothing until the caller lets go.
+     */
+    QLIST_FOREACH(sh, &cxl_shadows, link) {
+        qemu_event_wait(&sh->wb_idle);
+    }
 }
 
 /* Copy the target bytes of one chunk back, page by page (fill_lock) */
@@ -830,6 +890,13 @@ static uint64_t cxl_shadow_fill(CXLFMWShadow *sh, uint64_t first,
         }
         set_bit_atomic(first + i, sh->filled);
     }
+    /* the writer looks for dirty pages among these (fill_lock: one writer) */
+    if (first < sh->filled_lo) {
+        qatomic_set(&sh->filled_lo, first);
+    }
+    if (first + n > sh->filled_hi) {
+        qatomic_set(&sh->filled_hi, first + n);
+    }
     err = cxl_shadow_place(sh, off, n * sh->page, &placed);
     for (uint64_t i = 0; sh->armed && !present &&
                          i < (err ? placed : n * sh->page) / sh->page; i++) {
@@ -1080,6 +1147,8 @@ CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
         error_free(lazy_err);
         cxl_shadow_gather(sh, sh->host, 0, il->size);
         bitmap_fill(sh->filled, il->size / sh->page);
+        sh->filled_lo = 0;
+        sh->filled_hi = il->size / sh->page;
     }
     /* a new block is all dirty: nothing is to be written back yet */
     memory_region_set_log(&sh->mr, true, DIRTY_MEMORY_VGA);
@@ -1098,9 +1167,13 @@ CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
     if (period_ms) {
         sh->period_ms = period_ms;
     }
-    sh->timer = timer_new_ms(QEMU_CLOCK_REALTIME, cxl_shadow_tick, sh);
-    timer_mod(sh->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                         MAX(sh->period_ms, 1));
+    /* the main loop's own iteration: never inside a nested aio_poll() */
+    sh->tick_bh = aio_bh_new(iohandler_get_aio_context(), cxl_shadow_tick_bh,
+                             sh);
+    sh->wb_live = true;
+    qemu_thread_create(&sh->writer, "cxl-shadow-wb", cxl_shadow_writer_thread,
+                       sh, QEMU_THREAD_JOINABLE);
+    sh->writer_started = true;
     trace_cxl_shadow_new(name, il->size, il->chunk, sh->uffd >= 0);
     return g_steal_pointer(&sh);
 }
@@ -1118,8 +1191,9 @@ CXLFMWShadow *cxl_fmw_shadow_from_object(Object *obj)
 void cxl_fmw_shadow_retire(CXLFMWShadow *sh)
 {
     /* out of the window: cxl_fmw_shadow_flush() writes it back from now */
-    timer_free(sh->timer);
-    sh->timer = NULL;
+    qemu_mutex_lock(&sh->wb_lock);
+    sh->wb_live = false;
+    qemu_mutex_unlock(&sh->wb_lock);
     QLIST_REMOVE(sh, link);
     sh->live = false;
     /* the next route may write the backends: holes are holes no more */
@@ -1224,7 +1298,7 @@ static gint cxl_shadow_run_cmp(gconstpointer a, gconstpointer b)
  * write-back: by vCPUs before they left the old map, by devices through
  * a mapping or region cache they still held.  A live shadow that writes
  * to the same backends writes back first and takes the bytes written
- * here afterwards, as around a media operation, so that neither lands
+ * here afterwards, as a media operation's reload does, so that neither lands
  * an older copy over the other's newer bytes.  Called with the BQL held;
  * waits for the vCPUs with it dropped.
  */
@@ -1329,11 +1403,11 @@ static void cxl_fmw_shadow_set_period(Object *obj, Visitor *v,
     if (!visit_type_uint32(v, name, &value, errp)) {
         return;
     }
+    qemu_mutex_lock(&sh->wb_lock);
     sh->period_ms = value;
-    if (sh->timer) {
-        timer_mod(sh->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                             MAX(value, 1));
-    }
+    sh->wb_rearm = true;
+    qemu_cond_signal(&sh->wb_cond);
+    qemu_mutex_unlock(&sh->wb_lock);
 }
 
 static void cxl_fmw_shadow_init(Object *obj)
@@ -1346,8 +1420,7 @@ static void cxl_fmw_shadow_init(Object *obj)
     qemu_cond_init(&sh->wb_cond);
     qemu_cond_init(&sh->sync_cond);
     qemu_event_init(&sh->wb_idle, true);
-    qemu_thread_create(&sh->writer, "cxl-shadow-wb", cxl_shadow_writer_thread,
-                       sh, QEMU_THREAD_JOINABLE);
+    sh->filled_lo = UINT64_MAX;
     object_property_add_bool(obj, "x-lazy", cxl_fmw_shadow_get_lazy, NULL);
     object_property_set_description(obj, "x-lazy",
         "Filled on first touch through userfaultfd (else when made)");
@@ -1368,6 +1441,12 @@ static void cxl_fmw_shadow_init(Object *obj)
     object_property_set_description(obj, "x-writeback-period-ms",
         "Period of the background write-back in milliseconds (at least 1): "
         "longer periods cost the guest less and delay the backends more");
+    object_property_add_uint64_ptr(obj, "x-background-snapshots",
+                                   &sh->snapshots, OBJ_PROP_FLAG_READ);
+    object_property_set_description(obj, "x-background-snapshots",
+        "Snapshots of the dirty log the background write-back took (each "
+        "takes the BQL and waits for every vCPU): none while nothing is "
+        "written");
     object_property_add_uint32_ptr(obj, "x-fill-fail", &sh->fill_fail,
                                    OBJ_PROP_FLAG_READWRITE);
     object_property_set_description(obj, "x-fill-fail",
@@ -1388,11 +1467,16 @@ static void cxl_fmw_shadow_finalize(Object *obj)
 
     assert(!sh->live);
     /* the writer never takes the BQL: joining it under the BQL is safe */
-    qemu_mutex_lock(&sh->wb_lock);
-    sh->wb_quit = true;
-    qemu_cond_signal(&sh->wb_cond);
-    qemu_mutex_unlock(&sh->wb_lock);
-    qemu_thread_join(&sh->writer);
+    if (sh->writer_started) {
+        qemu_mutex_lock(&sh->wb_lock);
+        sh->wb_quit = true;
+        qemu_cond_signal(&sh->wb_cond);
+        qemu_mutex_unlock(&sh->wb_lock);
+        qemu_thread_join(&sh->writer);
+    }
+    if (sh->tick_bh) {
+        qemu_bh_delete(sh->tick_bh);    /* the writer asks no more */
+    }
     qemu_event_destroy(&sh->wb_idle);
     qemu_cond_destroy(&sh->wb_cond);
     qemu_cond_destroy(&sh->sync_cond);

@@ -536,6 +536,43 @@ def run_period_now(rig, rng):
         time.sleep(0.005)
 
 
+def run_idle_no_snapshots(rig, rng):
+    """At the default period, a write reaches its backend; then, with
+    nothing written for a second, the background write-back takes no
+    snapshot of the dirty log (each takes the BQL and waits for every
+    vCPU); the next write is written back as before."""
+    q = rig.q
+    program_two(rig, "A")
+    path = "%s/%s" % (rig.fmw, shadow_child(rig, 0))
+
+    def snapshots():
+        return q.qmp("qom-get", path=path, property="x-background-snapshots")
+
+    def write_and_wait(what):
+        data = struct.pack("<Q", 0x1d1e000000000000 | rng.randrange(1 << 32))
+        off = 8 * rng.randrange(4096)
+        q.write(rig.base + off, data)
+        deadline = time.time() + 2
+        while from_backends(rig, off & ~255, 256)[off % 256:off % 256 + 8] \
+                != data:
+            check(time.time() < deadline, "%s: the write is not in its "
+                  "backend after 2 s" % what)
+            time.sleep(0.005)
+
+    write_and_wait("first write")
+    time.sleep(0.1)             # the write-back that copied it is over
+    before = snapshots()
+    check(before >= 1, "the first write was written back without a "
+          "background snapshot")
+    time.sleep(1)
+    idle = snapshots() - before
+    check(idle == 0, "%d background snapshots in one second with nothing "
+          "written" % idle)
+    write_and_wait("write after idle")
+    check(snapshots() > before, "the write after idle was written back "
+          "without a background snapshot")
+
+
 def run_fill_fails(rig, rng):
     """Five first-touch fills fail as if out of memory: the thread that
     touched the page (here the main loop, reading through qtest) is woken,
@@ -714,6 +751,7 @@ def main():
             extra=["-overcommit", "mem-lock=" + lock], make=make)
     run("q35-period-now", "q35", run_period_now)
     run("q35-fill-fails", "q35", run_fill_fails)
+    run("q35-idle-no-snapshots", "q35", run_idle_no_snapshots)
     changes = 200 if opt.tier == "full" else 24
     run("virt-churn-256", "virt",
         lambda rig, rng: run_churn(rig, rng, changes),

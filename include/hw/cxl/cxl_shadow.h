@@ -40,15 +40,17 @@ void cxl_fmws_shadows_sync(void);
 
 /*
  * A device operation that writes a device's media while the guest runs
- * (Media Operations sanitize, Clear Poison) is followed by a reload: the
- * bytes it changed are copied into the shadows that hold them, and marked
- * dirty there, so that a background write-back that copied older bytes
- * over them meanwhile is made good by the next (rule 42 of
- * docs/devel/cxl-interleave.rst).  cxl_fmws_shadows_reload() for @len
+ * (Media Operations sanitize, Clear Poison) is bracketed without waiting
+ * for the vCPUs (rule 42 of docs/devel/cxl-interleave.rst): before it,
+ * cxl_fmws_shadows_quiesce() waits until no background copy into the
+ * backends is under way (none starts until the BQL is released); after
+ * it, a reload copies the bytes it changed into the shadows that hold
+ * them, and marks them dirty there: cxl_fmws_shadows_reload() for @len
  * bytes of @target at @offset, cxl_type3_shadows_reload() for @len bytes
  * of @ct3d's DPA space at @dpa (@len may reach past its end).
- * Context: BQL held, any thread.
+ * Context: BQL held throughout, any thread.
  */
+void cxl_fmws_shadows_quiesce(void);
 void cxl_fmws_shadows_reload(MemoryRegion *target, uint64_t offset,
                              uint64_t len);
 void cxl_type3_shadows_reload(struct CXLType3Dev *ct3d, uint64_t dpa,
