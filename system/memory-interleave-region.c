@@ -47,11 +47,6 @@ bool memory_interleave_target_ok(MemoryRegion *mr,
         error_setg(errp, "target %s is read-only", name);
         return false;
     }
-    if (route == MEMORY_INTERLEAVE_ROUTE_SHADOW && mr->nonvolatile) {
-        error_setg(errp, "target %s is persistent memory, which a write-back "
-                   "copy would not keep persistent", name);
-        return false;
-    }
     if (route == MEMORY_INTERLEAVE_ROUTE_STITCHED) {
         if (!mr->ram_block || memory_region_get_fd(mr) < 0) {
             error_setg(errp, "target %s has no file descriptor (use "

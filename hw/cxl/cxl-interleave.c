@@ -340,6 +340,25 @@ static bool cxl_fmw_piece_route(CXLFMWRouting *r, MemoryInterleave *il,
     } else if (r->policy == CXL_FMW_ROUTE_AUTO && paged) {
         return false;   /* a target no route may serve as RAM */
     }
+    /*
+     * A write-back copy loses, if QEMU crashes, what persistent memory
+     * promises to keep: only where the user asked for it.
+     */
+    if (il->entries[0].target->nonvolatile) {
+        if (r->policy != CXL_FMW_ROUTE_SHADOW) {
+            error_setg(errp, "persistent memory below a page granule is not "
+                       "shadowed unless ram-route=shadow asks for it");
+            cxl_fmw_warn_once(r, "the MMIO decode serves the piece",
+                              error_copy(*errp));
+            return false;
+        }
+        Error *loss = NULL;
+
+        error_setg(&loss, "if QEMU crashes, the writes made since the last "
+                   "write-back (20 ms by default) never reach the backends");
+        cxl_fmw_warn_once(r, "persistent memory served through a write-back "
+                          "shadow (ram-route=shadow)", loss);
+    }
     *route = MEMORY_INTERLEAVE_ROUTE_SHADOW;
     return true;
 }

@@ -358,10 +358,10 @@ void memory_interleave_for_each_file_run(const MemoryInterleave *il,
  * by one for a container).  The targets of one interleave must agree on
  * persistence, so that the range can say which it is.  Persistent targets
  * are fine on the sections and stitched routes, which write the target's
- * own pages, but not on the shadow route: a copy written back later would
- * lose what a crash catches in between, which persistent memory promises
- * not to.  The stitched route also needs each target in a file mapped
- * shared.
+ * own pages.  On the shadow route a copy written back later loses what a
+ * crash catches in between, which persistent memory promises not to: the
+ * route's user decides (hw/cxl: only when asked for explicitly).  The
+ * stitched route also needs each target in a file mapped shared.
  */
 typedef enum MemoryInterleaveRoute {
     MEMORY_INTERLEAVE_ROUTE_SECTIONS,   /* per-chunk translation (dispatch) */

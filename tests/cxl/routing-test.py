@@ -850,6 +850,38 @@ def backends_write(rig, off, data):
             f.write(data[o:o + g])
 
 
+def run_pmem_subpage(rig, rng):
+    """Persistent memory (persistent-memdev) at 256 B: under ram-route=auto
+    the window stays on the MMIO decode, as a write-back copy would lose
+    what a crash catches; ram-route=shadow serves it through a shadow
+    anyway, with one warning that says what it costs; the bytes land in
+    the backends either way, and auto takes the window back to the
+    decode."""
+    q, loss = rig.q, "persistent memory served through a write-back shadow"
+    with Step("auto"):
+        rig.program()
+        rig.expect_served("mmio")
+        rig.write_pattern(1)
+        rig.verify_backends(1)
+        check(loss not in q.stderr(), "warned of a shadow it did not make")
+    with Step("ram-route=shadow"):
+        q.qmp("qom-set", path=rig.fmw, property="ram-route", value="shadow")
+        rig.expect_served("shadow")
+        check(rig.read_window() == pattern(0, CHECK_BYTES, 1),
+              "the shadow does not read what the decode wrote")
+        rig.write_pattern(2)
+        rig.verify_backends(2)
+        q.qmp("qom-set", path=rig.fmw, property="ram-route", value="mmio")
+        q.qmp("qom-set", path=rig.fmw, property="ram-route", value="shadow")
+        check(q.stderr().count(loss) == 1, "the shadow's loss window was "
+              "not said once: %r" % q.stderr())
+    with Step("auto again"):
+        q.qmp("qom-set", path=rig.fmw, property="ram-route", value="auto")
+        rig.expect_served("mmio")
+        check(rig.read_window() == pattern(0, CHECK_BYTES, 2),
+              "the decode does not read what the shadow wrote")
+
+
 def run_readonly(rig, rng):
     """Type-3 devices with read-only backends (readonly=on): the decoders
     commit, the window stays on the MMIO decode (a writable TLB pointer
@@ -1477,6 +1509,9 @@ def main():
     # a guest (arm64 virt, TCG) that writes into the window
     writer = ["-bios", os.path.join(opt.guest_dir, "writer-aarch64.bin"),
               "-S"]
+    for machine in ("q35", "virt"):
+        run("%s-pmem-256" % machine, machine, [[None] * 4], run_pmem_subpage,
+            backend="file-pmem", gw=256, ghb=256, gep=256)
     run("virt-readonly-backend", "virt", [[None] * 2], run_readonly,
         extra=writer, accel="tcg", backend="file-readonly",
         gw=4096, ghb=4096, gep=4096)

@@ -83,9 +83,12 @@ class Topology:
         i = len(self.eps)
         name = "ep%d" % i
         path = os.path.join(self.tmp, "%s.mem" % name)
-        if self.backend == "file":
+        kind = "volatile"
+        if self.backend in ("file", "file-pmem"):
             mem = ("memory-backend-file,id=m%d,share=on,mem-path=%s,size=%d"
                    % (i, path, self.dev_size))
+            if self.backend == "file-pmem":     # persistent-memdev
+                kind = "persistent"
         elif self.backend == "file-offset":     # sparse, DPA 0 further in
             with open(path, "wb") as f:
                 f.truncate(FILE_OFFSET + self.dev_size)
@@ -107,9 +110,11 @@ class Topology:
                    "hugetlbsize=2M" % (i, self.dev_size))
         else:           # anonymous RAM, for benchmarks (no file to check)
             mem = "memory-backend-ram,id=m%d,size=%d" % (i, self.dev_size)
-        self.args += ["-object", mem,
-                      "-device", "cxl-type3,bus=%s,volatile-memdev=m%d,id=%s"
-                      % (port, i, name)]
+        dev = "cxl-type3,bus=%s,%s-memdev=m%d,id=%s" % (port, kind, i, name)
+        if kind == "persistent":        # which needs a label storage area
+            self.args += ["-object", "memory-backend-ram,id=lsa%d,size=1M" % i]
+            dev += ",lsa=lsa%d" % i
+        self.args += ["-object", mem, "-device", dev]
         ep = EP(name, path,
                 FILE_OFFSET if self.backend == "file-offset" else 0)
         self.eps.append(ep)
