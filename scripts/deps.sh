@@ -67,7 +67,7 @@ apt-get update -qq || die "apt-get update failed"
 # fresh machine)
 apt_install() {
     apt-get install -y -q --no-install-recommends -o Dpkg::Progress-Fancy=0 "$@" 2>&1 |
-        awk '/newly installed/ { n = $3 + 0; printf "deps.sh: %d packages to install\n", n; fflush() }
+        awk '/newly installed/ { n = $1 + $3; printf "deps.sh: %d packages to install or upgrade\n", n; fflush() }
              /^Need to get/ { printf "deps.sh: downloading %s %s\n", $4, $5; fflush() }
              /^Get:/ { g++; if (g % 10 == 0) { printf "deps.sh: downloaded %d/%d\n", g, n; fflush() } }
              /^Setting up / { u++; if (u % 10 == 0 || u == n) {
