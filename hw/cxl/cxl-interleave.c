@@ -93,7 +93,7 @@ typedef struct CXLFMWPiece {
      */
     bool sections;
     struct CXLFMWStitched *stitched;
-    CXLFMWShadow *shadow;
+    CXLShadow *shadow;
 } CXLFMWPiece;
 
 struct CXLFMWRouting {
@@ -561,7 +561,7 @@ static QEMUTimer *cxl_retire_timer;
 
 static void cxl_fmw_flush_shadow(Object *obj)
 {
-    cxl_fmw_shadow_flush(cxl_fmw_shadow_from_object(obj));
+    cxl_shadow_flush(cxl_shadow_from_object(obj));
 }
 
 static void cxl_fmw_flush_stitched(Object *obj)
@@ -684,8 +684,8 @@ static bool cxl_fmw_unmap_piece(CXLFixedWindow *fw, unsigned s)
         retired = true;
     } else if (p->shadow) {
         memory_region_del_subregion(&fw->mr,
-                                    cxl_fmw_shadow_region(p->shadow));
-        cxl_fmw_shadow_retire(p->shadow);
+                                    cxl_shadow_region(p->shadow));
+        cxl_shadow_retire(p->shadow);
         cxl_fmw_retire(OBJECT(p->shadow), cxl_fmw_flush_shadow);
         retired = true;
     } else if (p->sections) {
@@ -719,8 +719,8 @@ static void cxl_fmw_map_piece(CXLFixedWindow *fw, unsigned s, CXLFMWPiece *p)
                           slot->il->nb_entries, slot->il->chunk);
     switch (slot->route) {
     case MEMORY_INTERLEAVE_ROUTE_SHADOW:
-        slot->shadow = cxl_fmw_shadow_new(OBJECT(fw), s, slot->il,
-                                          r->shadow_period_ms, &err);
+        slot->shadow = cxl_shadow_new(OBJECT(fw), s, slot->il,
+                                      r->shadow_period_ms, &err);
         if (!slot->shadow) {
             trace_cxl_fmw_mmio(fw->index, slot->offset, slot->size,
                                error_get_pretty(err));
@@ -729,7 +729,7 @@ static void cxl_fmw_map_piece(CXLFixedWindow *fw, unsigned s, CXLFMWPiece *p)
             return;
         }
         memory_region_add_subregion_overlap(
-            &fw->mr, slot->offset, cxl_fmw_shadow_region(slot->shadow), 1);
+            &fw->mr, slot->offset, cxl_shadow_region(slot->shadow), 1);
         return;
     case MEMORY_INTERLEAVE_ROUTE_STITCHED:
         slot->stitched = cxl_fmw_stitched_new(fw, s, slot->il);

@@ -113,18 +113,18 @@
  */
 #define CXL_SHADOW_FILL_AHEAD 512
 
-#define TYPE_CXL_FMW_SHADOW "x-cxl-fmw-shadow"
-OBJECT_DECLARE_SIMPLE_TYPE(CXLFMWShadow, CXL_FMW_SHADOW)
+#define TYPE_CXL_SHADOW "x-cxl-shadow"
+OBJECT_DECLARE_SIMPLE_TYPE(CXLShadow, CXL_SHADOW)
 
-struct CXLFMWShadow {
+struct CXLShadow {
     Object parent_obj;
     MemoryRegion mr;
     MemoryInterleave *il;       /* reference held; chunk may be sub-page */
     uint8_t *host;              /* the shadow's memory */
     uint8_t **target_host;      /* per entry: the target's memory */
     uint64_t page;              /* host page: unit of fill and dirty log */
-    QLIST_ENTRY(CXLFMWShadow) link;
-    bool live;                  /* mapped; in cxl_shadows */
+    QLIST_ENTRY(CXLShadow) link;
+    bool live;                  /* mapped; in cxl_shadow_list */
 
     /*
      * Pages that hold the backends' bytes (gathered, or all of them when
@@ -168,7 +168,7 @@ struct CXLFMWShadow {
      * lands after it.
      */
     QEMUBH *tick_bh;
-    bool writer_started;        /* once live (cxl_fmw_shadow_new()) */
+    bool writer_started;        /* once live (cxl_shadow_new()) */
     bool wb_live;               /* under wb_lock: the writer looks */
     bool wb_rearm;              /* under wb_lock: a new period, from now */
     uint64_t filled_lo, filled_hi;  /* pages ever filled: [lo, hi) */
@@ -191,7 +191,7 @@ struct CXLFMWShadow {
     QemuCond sync_cond;
 
     /*
-     * Retired (cxl_fmw_shadow_retire()): only devices that still map it
+     * Retired (cxl_shadow_retire()): only devices that still map it
      * (and vCPUs on their way out) write it, and the backends may change
      * under it through the next route.  So a retired shadow must write
      * back the bytes written to it, not every byte of a page that differs
@@ -226,10 +226,10 @@ struct CXLFMWShadow {
     uint32_t ahead_epoch;
 };
 
-static QLIST_HEAD(, CXLFMWShadow) cxl_shadows =
-    QLIST_HEAD_INITIALIZER(cxl_shadows);
+static QLIST_HEAD(, CXLShadow) cxl_shadow_list =
+    QLIST_HEAD_INITIALIZER(cxl_shadow_list);
 
-static void cxl_shadow_gather(CXLFMWShadow *sh, uint8_t *buf, uint64_t off,
+static void cxl_shadow_gather(CXLShadow *sh, uint8_t *buf, uint64_t off,
                               uint64_t len)
 {
     memory_interleave_gather(sh->il, off, len, buf, sh->target_host);
@@ -276,7 +276,7 @@ static void cxl_shadow_written(const MemoryInterleave *il, unsigned e,
  * (the TCG listener's log_global_after_sync), so such a store has been
  * filled and made by now, and the page is copied.
  */
-static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap,
+static void cxl_shadow_copy_dirty(CXLShadow *sh, DirtyBitmapSnapshot *snap,
                                   GArray *runs)
 {
     uint64_t size = sh->il->size, span = sh->page * CXL_SHADOW_SCAN_PAGES;
@@ -337,7 +337,7 @@ static void cxl_shadow_copy_dirty(CXLFMWShadow *sh, DirtyBitmapSnapshot *snap,
  * for one that waits for it (a snapshot waits for every vCPU to leave its
  * translation block).
  */
-static void cxl_shadow_sync_lock(CXLFMWShadow *sh)
+static void cxl_shadow_sync_lock(CXLShadow *sh)
 {
     assert(!qemu_in_vcpu_thread());
     while (sh->sync_busy) {
@@ -346,7 +346,7 @@ static void cxl_shadow_sync_lock(CXLFMWShadow *sh)
     sh->sync_busy = true;
 }
 
-static void cxl_shadow_sync_unlock(CXLFMWShadow *sh)
+static void cxl_shadow_sync_unlock(CXLShadow *sh)
 {
     sh->sync_busy = false;
     qemu_cond_broadcast(&sh->sync_cond);
@@ -358,7 +358,7 @@ static void cxl_shadow_sync_unlock(CXLFMWShadow *sh)
  * may go on writing meanwhile: a page written after its bit was cleared
  * is dirty again, and copied at the next write-back.
  */
-static void cxl_shadow_writeback(CXLFMWShadow *sh)
+static void cxl_shadow_writeback(CXLShadow *sh)
 {
     DirtyBitmapSnapshot *snap;
 
@@ -376,7 +376,7 @@ static void cxl_shadow_writeback(CXLFMWShadow *sh)
  * Whether a page the shadow filled may be dirty: a hint, without the BQL.
  * Under KVM the dirty log needs a sync first (the BQL): assume so.
  */
-static bool cxl_shadow_maybe_dirty(CXLFMWShadow *sh)
+static bool cxl_shadow_maybe_dirty(CXLShadow *sh)
 {
     uint64_t lo = qatomic_read(&sh->filled_lo);
     uint64_t hi = qatomic_read(&sh->filled_hi);
@@ -397,7 +397,7 @@ static bool cxl_shadow_maybe_dirty(CXLFMWShadow *sh)
  */
 static void *cxl_shadow_writer_thread(void *opaque)
 {
-    CXLFMWShadow *sh = opaque;
+    CXLShadow *sh = opaque;
     int64_t next = 0;
 
     rcu_register_thread();
@@ -443,7 +443,7 @@ static void *cxl_shadow_writer_thread(void *opaque)
  * Gather every filled page from the backends again, in place, where its
  * pages cannot be dropped.  Under @fill_lock, with no vCPU running.
  */
-static void cxl_shadow_regather_filled(CXLFMWShadow *sh)
+static void cxl_shadow_regather_filled(CXLShadow *sh)
 {
     uint64_t pages = sh->il->size / sh->page, p;
 
@@ -460,7 +460,7 @@ static void cxl_shadow_regather_filled(CXLFMWShadow *sh)
  * changed under it (written while the VM was stopped, or by a device
  * operation).  The next access gathers each page anew.
  */
-static void cxl_shadow_invalidate(CXLFMWShadow *sh)
+static void cxl_shadow_invalidate(CXLShadow *sh)
 {
     ram_addr_t base = memory_region_get_ram_addr(&sh->mr);
 
@@ -493,7 +493,7 @@ static void cxl_shadow_invalidate(CXLFMWShadow *sh)
 /* Background write-back: the snapshot here, the copy in the writer. */
 static void cxl_shadow_tick_bh(void *opaque)
 {
-    CXLFMWShadow *sh = opaque;
+    CXLShadow *sh = opaque;
     DirtyBitmapSnapshot *snap;
     bool idle;
 
@@ -532,9 +532,9 @@ static GPtrArray *cxl_shadows_live(void)
 {
     GPtrArray *all = g_ptr_array_new_with_free_func(
         (GDestroyNotify)object_unref);
-    CXLFMWShadow *sh;
+    CXLShadow *sh;
 
-    QLIST_FOREACH(sh, &cxl_shadows, link) {
+    QLIST_FOREACH(sh, &cxl_shadow_list, link) {
         g_ptr_array_add(all, object_ref(OBJECT(sh)));
     }
     return all;
@@ -558,7 +558,7 @@ static void cxl_shadow_vm_state(void *opaque, bool running, RunState state)
         bdrv_drain_all();
     }
     for (i = 0; i < live->len; i++) {
-        CXLFMWShadow *sh = g_ptr_array_index(live, i);
+        CXLShadow *sh = g_ptr_array_index(live, i);
 
         if (!sh->live) {
             continue;       /* retired meanwhile: flushed as such */
@@ -577,14 +577,14 @@ static void cxl_shadow_vm_state(void *opaque, bool running, RunState state)
     cxl_fmws_routing_release();
 }
 
-void cxl_fmws_shadows_sync(void)
+void cxl_shadows_sync(void)
 {
     g_autoptr(GPtrArray) live = NULL;
     guint i;
 
     live = cxl_shadows_live();
     for (i = 0; i < live->len; i++) {
-        CXLFMWShadow *sh = g_ptr_array_index(live, i);
+        CXLShadow *sh = g_ptr_array_index(live, i);
 
         if (sh->live) {
             cxl_shadow_writeback(sh);
@@ -598,19 +598,19 @@ void cxl_fmws_shadows_sync(void)
  */
 void qmp_cxl_sync_windows(Error **errp)
 {
-    cxl_fmws_shadows_sync();
+    cxl_shadows_sync();
     cxl_fmws_retirees_flush();
 }
 
-void cxl_fmws_shadows_quiesce(void)
+void cxl_shadows_quiesce(void)
 {
-    CXLFMWShadow *sh;
+    CXLShadow *sh;
 
     /*
      * The writer never takes the BQL, and is handed a new snapshot only
      * under it: once idle, it copies nothing until the caller lets go.
      */
-    QLIST_FOREACH(sh, &cxl_shadows, link) {
+    QLIST_FOREACH(sh, &cxl_shadow_list, link) {
         qemu_event_wait(&sh->wb_idle);
     }
 }
@@ -620,7 +620,7 @@ static void cxl_shadow_reload_range(const MemoryInterleave *il, unsigned e,
                                     uint64_t offset, uint64_t target_offset,
                                     uint64_t len, void *opaque)
 {
-    CXLFMWShadow *sh = opaque;
+    CXLShadow *sh = opaque;
 
     /* a chunk may span pages, filled or not */
     while (len) {
@@ -649,7 +649,7 @@ static void cxl_shadow_reload_range(const MemoryInterleave *il, unsigned e,
  * gathered on first touch anyway).  Only those bytes change: the guest
  * may go on writing the rest of the same pages meanwhile.
  */
-static void cxl_shadow_reload_entry(CXLFMWShadow *sh, unsigned e,
+static void cxl_shadow_reload_entry(CXLShadow *sh, unsigned e,
                                     uint64_t lo, uint64_t hi)
 {
     ram_addr_t base = memory_region_get_ram_addr(&sh->mr);
@@ -663,13 +663,13 @@ static void cxl_shadow_reload_entry(CXLFMWShadow *sh, unsigned e,
     }
 }
 
-void cxl_fmws_shadows_reload(MemoryRegion *target, uint64_t offset,
-                             uint64_t len)
+void cxl_shadows_reload(MemoryRegion *target, uint64_t offset,
+                        uint64_t len)
 {
-    CXLFMWShadow *sh;
+    CXLShadow *sh;
     unsigned e;
 
-    QLIST_FOREACH(sh, &cxl_shadows, link) {
+    QLIST_FOREACH(sh, &cxl_shadow_list, link) {
         for (e = 0; e < sh->il->nb_entries; e++) {
             if (sh->il->entries[e].target == target) {
                 cxl_shadow_reload_entry(sh, e, offset, offset + len);
@@ -680,7 +680,7 @@ void cxl_fmws_shadows_reload(MemoryRegion *target, uint64_t offset,
     }
 }
 
-void cxl_type3_shadows_reload(CXLType3Dev *ct3d, uint64_t dpa, uint64_t len)
+void cxl_shadows_reload_dpa(CXLType3Dev *ct3d, uint64_t dpa, uint64_t len)
 {
     HostMemoryBackend *backends[] = { ct3d->hostvmem, ct3d->hostpmem };
     uint64_t base = 0, end = len > UINT64_MAX - dpa ? UINT64_MAX : dpa + len;
@@ -698,7 +698,7 @@ void cxl_type3_shadows_reload(CXLType3Dev *ct3d, uint64_t dpa, uint64_t len)
         lo = MAX(dpa, base);
         hi = MIN(end, base + size);
         if (lo < hi) {
-            cxl_fmws_shadows_reload(mr, lo - base, hi - lo);
+            cxl_shadows_reload(mr, lo - base, hi - lo);
         }
         base += size;
     }
@@ -711,7 +711,7 @@ void cxl_type3_shadows_reload(CXLType3Dev *ct3d, uint64_t dpa, uint64_t len)
  * skipped.  Returns 0, or the negative errno of a failure that left pages
  * out.
  */
-static int cxl_shadow_place(CXLFMWShadow *sh, uint64_t off, uint64_t len,
+static int cxl_shadow_place(CXLShadow *sh, uint64_t off, uint64_t len,
                             uint64_t *placed)
 {
     uint64_t done = 0;
@@ -778,7 +778,7 @@ static int cxl_shadow_holes_fd(int fd)
  * the page cache (cxl_shadow_holes_fd()).  Not while an incoming postcopy
  * runs: a page not received yet is a hole there.
  */
-static bool cxl_shadow_backends_hole(CXLFMWShadow *sh, uint64_t off,
+static bool cxl_shadow_backends_hole(CXLShadow *sh, uint64_t off,
                                      uint64_t len)
 {
     const MemoryInterleave *il = sh->il;
@@ -821,7 +821,7 @@ static bool cxl_shadow_backends_hole(CXLFMWShadow *sh, uint64_t off,
 }
 
 /* Keep @bytes as page @p's pristine bytes, unless kept already; fill lock */
-static void cxl_shadow_keep_pristine(CXLFMWShadow *sh, uint64_t p,
+static void cxl_shadow_keep_pristine(CXLShadow *sh, uint64_t p,
                                      const uint8_t *bytes)
 {
     if (!g_hash_table_contains(sh->pristine, GSIZE_TO_POINTER(p))) {
@@ -834,7 +834,7 @@ static void cxl_shadow_keep_pristine(CXLFMWShadow *sh, uint64_t p,
  * A write to page @p of a retired, write-protected shadow: keep what it
  * holds, then let the write go on (and any other waiting there).
  */
-static void cxl_shadow_wp_fault(CXLFMWShadow *sh, uint64_t p)
+static void cxl_shadow_wp_fault(CXLShadow *sh, uint64_t p)
 {
     qemu_mutex_lock(&sh->fill_lock);
     cxl_shadow_keep_pristine(sh, p, sh->host + p * sh->page);
@@ -859,7 +859,7 @@ static void cxl_shadow_wp_fault(CXLFMWShadow *sh, uint64_t p)
  * is there (the fault was answered twice), and is placed again for
  * nothing (EEXIST).
  */
-static uint64_t cxl_shadow_fill(CXLFMWShadow *sh, uint64_t first,
+static uint64_t cxl_shadow_fill(CXLShadow *sh, uint64_t first,
                                 uint64_t limit)
 {
     uint64_t off = first * sh->page, n = 1, placed;
@@ -933,7 +933,7 @@ static uint64_t cxl_shadow_fill(CXLFMWShadow *sh, uint64_t first,
  * goes through the shadow in address order: fill ahead of it from where
  * this fill ends (cxl_shadow_fill_ahead()).
  */
-static void cxl_shadow_fault(CXLFMWShadow *sh, uint64_t p)
+static void cxl_shadow_fault(CXLShadow *sh, uint64_t p)
 {
     uint64_t pages = sh->il->size / sh->page;
     bool in_order = p && test_bit(p - 1, sh->filled);
@@ -955,7 +955,7 @@ static void cxl_shadow_fault(CXLFMWShadow *sh, uint64_t p)
  * fault's do: an invalidation that drops them after this is seen by the
  * next touch, which faults again.
  */
-static bool cxl_shadow_fill_ahead(CXLFMWShadow *sh)
+static bool cxl_shadow_fill_ahead(CXLShadow *sh)
 {
     uint64_t p = find_next_zero_bit(sh->filled, sh->ahead_end, sh->ahead);
 
@@ -972,7 +972,7 @@ static bool cxl_shadow_fill_ahead(CXLFMWShadow *sh)
 /* The fill thread: answers page faults on the shadow.  Never takes the BQL. */
 static void *cxl_shadow_fill_thread(void *opaque)
 {
-    CXLFMWShadow *sh = opaque;
+    CXLShadow *sh = opaque;
     struct uffd_msg msg[16];
 
     for (;;) {
@@ -1015,7 +1015,7 @@ static void *cxl_shadow_fill_thread(void *opaque)
 }
 
 /* Fill lazily through userfaultfd, or say why not. */
-static bool cxl_shadow_start_lazy(CXLFMWShadow *sh, Error **errp)
+static bool cxl_shadow_start_lazy(CXLShadow *sh, Error **errp)
 {
     uint64_t features = 0;
 
@@ -1056,7 +1056,7 @@ static bool cxl_shadow_start_lazy(CXLFMWShadow *sh, Error **errp)
     return true;
 }
 
-static void cxl_shadow_stop_lazy(CXLFMWShadow *sh)
+static void cxl_shadow_stop_lazy(CXLShadow *sh)
 {
     if (sh->uffd < 0) {
         return;
@@ -1072,12 +1072,12 @@ static void cxl_shadow_stop_lazy(CXLFMWShadow *sh)
     sh->uffd = -1;
 }
 
-CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
-                                 MemoryInterleave *il, uint32_t period_ms,
-                                 Error **errp)
+CXLShadow *cxl_shadow_new(Object *owner, unsigned index,
+                          MemoryInterleave *il, uint32_t period_ms,
+                          Error **errp)
 {
     static bool registered;
-    g_autoptr(CXLFMWShadow) sh = NULL;
+    g_autoptr(CXLShadow) sh = NULL;
     g_autofree char *name = g_strdup_printf(
         "cxl-fixed-memory-region.shadow%u", index);
     g_autofree char *child = g_strdup_printf("shadow%u", index);
@@ -1088,7 +1088,7 @@ CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
                                       errp)) {
         return NULL;
     }
-    sh = CXL_FMW_SHADOW(object_new(TYPE_CXL_FMW_SHADOW));
+    sh = CXL_SHADOW(object_new(TYPE_CXL_SHADOW));
     sh->page = qemu_real_host_page_size();
     if (il->size % sh->page) {
         error_setg(errp, "piece of 0x%" PRIx64 " bytes is not a whole number "
@@ -1162,7 +1162,7 @@ CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
                                               INT_MIN / 2);
         registered = true;
     }
-    QLIST_INSERT_HEAD(&cxl_shadows, sh, link);
+    QLIST_INSERT_HEAD(&cxl_shadow_list, sh, link);
     sh->live = true;
     if (period_ms) {
         sh->period_ms = period_ms;
@@ -1178,19 +1178,19 @@ CXLFMWShadow *cxl_fmw_shadow_new(Object *owner, unsigned index,
     return g_steal_pointer(&sh);
 }
 
-MemoryRegion *cxl_fmw_shadow_region(CXLFMWShadow *sh)
+MemoryRegion *cxl_shadow_region(CXLShadow *sh)
 {
     return &sh->mr;
 }
 
-CXLFMWShadow *cxl_fmw_shadow_from_object(Object *obj)
+CXLShadow *cxl_shadow_from_object(Object *obj)
 {
-    return CXL_FMW_SHADOW(obj);
+    return CXL_SHADOW(obj);
 }
 
-void cxl_fmw_shadow_retire(CXLFMWShadow *sh)
+void cxl_shadow_retire(CXLShadow *sh)
 {
-    /* out of the window: cxl_fmw_shadow_flush() writes it back from now */
+    /* out of the window: cxl_shadow_flush() writes it back from now */
     qemu_mutex_lock(&sh->wb_lock);
     sh->wb_live = false;
     qemu_mutex_unlock(&sh->wb_lock);
@@ -1223,7 +1223,7 @@ void cxl_fmw_shadow_retire(CXLFMWShadow *sh)
  * device that mapped a page before the retirement may have written it
  * before the page was kept.  Under @fill_lock.
  */
-static void cxl_shadow_copy_pristine(CXLFMWShadow *sh, bool whole,
+static void cxl_shadow_copy_pristine(CXLShadow *sh, bool whole,
                                      CXLShadowWritten *w)
 {
     g_autofree uint8_t *now = qemu_memalign(sh->page, sh->page);
@@ -1270,7 +1270,7 @@ static void cxl_shadow_copy_pristine(CXLFMWShadow *sh, bool whole,
 }
 
 /* Does live shadow @sh write to a target of @il? */
-static bool cxl_shadow_shares_target(CXLFMWShadow *sh,
+static bool cxl_shadow_shares_target(CXLShadow *sh,
                                      const MemoryInterleave *il)
 {
     for (unsigned e = 0; e < sh->il->nb_entries; e++) {
@@ -1302,12 +1302,12 @@ static gint cxl_shadow_run_cmp(gconstpointer a, gconstpointer b)
  * an older copy over the other's newer bytes.  Called with the BQL held;
  * waits for the vCPUs with it dropped.
  */
-void cxl_fmw_shadow_flush(CXLFMWShadow *sh)
+void cxl_shadow_flush(CXLShadow *sh)
 {
     g_autoptr(GArray) runs = g_array_new(false, false, sizeof(CXLShadowRun));
     g_autoptr(GPtrArray) live = NULL;
     DirtyBitmapSnapshot *snap;
-    CXLFMWShadow *other;
+    CXLShadow *other;
     guint i, n = 0;
     bool kept;
 
@@ -1322,7 +1322,7 @@ void cxl_fmw_shadow_flush(CXLFMWShadow *sh)
     if (memory_region_snapshot_get_dirty(&sh->mr, snap, 0, sh->il->size) ||
         kept) {
         live = g_ptr_array_new_with_free_func((GDestroyNotify)object_unref);
-        QLIST_FOREACH(other, &cxl_shadows, link) {
+        QLIST_FOREACH(other, &cxl_shadow_list, link) {
             if (cxl_shadow_shares_target(other, sh->il)) {
                 g_ptr_array_add(live, object_ref(OBJECT(other)));
             }
@@ -1365,39 +1365,39 @@ void cxl_fmw_shadow_flush(CXLFMWShadow *sh)
     for (i = 0; i < n; i++) {
         CXLShadowRun *run = &g_array_index(runs, CXLShadowRun, i);
 
-        cxl_fmws_shadows_reload(run->target, run->offset, run->len);
+        cxl_shadows_reload(run->target, run->offset, run->len);
     }
 }
 
-static bool cxl_fmw_shadow_get_lazy(Object *obj, Error **errp)
+static bool cxl_shadow_get_lazy(Object *obj, Error **errp)
 {
-    return CXL_FMW_SHADOW(obj)->uffd >= 0;
+    return CXL_SHADOW(obj)->uffd >= 0;
 }
 
-static void cxl_fmw_shadow_get_filled(Object *obj, Visitor *v,
-                                      const char *name, void *opaque,
-                                      Error **errp)
+static void cxl_shadow_get_filled(Object *obj, Visitor *v,
+                                  const char *name, void *opaque,
+                                  Error **errp)
 {
-    CXLFMWShadow *sh = CXL_FMW_SHADOW(obj);
+    CXLShadow *sh = CXL_SHADOW(obj);
     uint64_t n = sh->il ? bitmap_count_one(sh->filled,
                                            sh->il->size / sh->page) : 0;
 
     visit_type_uint64(v, name, &n, errp);
 }
 
-static void cxl_fmw_shadow_get_period(Object *obj, Visitor *v,
-                                      const char *name, void *opaque,
-                                      Error **errp)
+static void cxl_shadow_get_period(Object *obj, Visitor *v,
+                                  const char *name, void *opaque,
+                                  Error **errp)
 {
-    visit_type_uint32(v, name, &CXL_FMW_SHADOW(obj)->period_ms, errp);
+    visit_type_uint32(v, name, &CXL_SHADOW(obj)->period_ms, errp);
 }
 
 /* A new period counts from now, not from the tick already scheduled. */
-static void cxl_fmw_shadow_set_period(Object *obj, Visitor *v,
-                                      const char *name, void *opaque,
-                                      Error **errp)
+static void cxl_shadow_set_period(Object *obj, Visitor *v,
+                                  const char *name, void *opaque,
+                                  Error **errp)
 {
-    CXLFMWShadow *sh = CXL_FMW_SHADOW(obj);
+    CXLShadow *sh = CXL_SHADOW(obj);
     uint32_t value;
 
     if (!visit_type_uint32(v, name, &value, errp)) {
@@ -1410,9 +1410,9 @@ static void cxl_fmw_shadow_set_period(Object *obj, Visitor *v,
     qemu_mutex_unlock(&sh->wb_lock);
 }
 
-static void cxl_fmw_shadow_init(Object *obj)
+static void cxl_shadow_init(Object *obj)
 {
-    CXLFMWShadow *sh = CXL_FMW_SHADOW(obj);
+    CXLShadow *sh = CXL_SHADOW(obj);
 
     sh->uffd = -1;
     qemu_mutex_init(&sh->wb_lock);
@@ -1421,11 +1421,11 @@ static void cxl_fmw_shadow_init(Object *obj)
     qemu_cond_init(&sh->sync_cond);
     qemu_event_init(&sh->wb_idle, true);
     sh->filled_lo = UINT64_MAX;
-    object_property_add_bool(obj, "x-lazy", cxl_fmw_shadow_get_lazy, NULL);
+    object_property_add_bool(obj, "x-lazy", cxl_shadow_get_lazy, NULL);
     object_property_set_description(obj, "x-lazy",
         "Filled on first touch through userfaultfd (else when made)");
     object_property_add(obj, "x-filled-pages", "uint64",
-                        cxl_fmw_shadow_get_filled, NULL, NULL, NULL);
+                        cxl_shadow_get_filled, NULL, NULL, NULL);
     object_property_set_description(obj, "x-filled-pages",
         "Pages of the shadow that hold the backends' bytes (resident)");
     sh->fill_ahead = CXL_SHADOW_FILL_AHEAD;
@@ -1436,7 +1436,7 @@ static void cxl_fmw_shadow_init(Object *obj)
         "order (0: only the pages around each fault)");
     sh->period_ms = CXL_SHADOW_WRITEBACK_MS;
     object_property_add(obj, "x-writeback-period-ms", "uint32",
-                        cxl_fmw_shadow_get_period, cxl_fmw_shadow_set_period,
+                        cxl_shadow_get_period, cxl_shadow_set_period,
                         NULL, NULL);
     object_property_set_description(obj, "x-writeback-period-ms",
         "Period of the background write-back in milliseconds (at least 1): "
@@ -1460,9 +1460,9 @@ static void cxl_fmw_shadow_init(Object *obj)
         "write-back this way; a VM start or media operation waits too)");
 }
 
-static void cxl_fmw_shadow_finalize(Object *obj)
+static void cxl_shadow_finalize(Object *obj)
 {
-    CXLFMWShadow *sh = CXL_FMW_SHADOW(obj);
+    CXLShadow *sh = CXL_SHADOW(obj);
     unsigned e;
 
     assert(!sh->live);
@@ -1497,17 +1497,17 @@ static void cxl_fmw_shadow_finalize(Object *obj)
     memory_interleave_unref(sh->il);
 }
 
-static const TypeInfo cxl_fmw_shadow_info = {
-    .name = TYPE_CXL_FMW_SHADOW,
+static const TypeInfo cxl_shadow_info = {
+    .name = TYPE_CXL_SHADOW,
     .parent = TYPE_OBJECT,
-    .instance_size = sizeof(CXLFMWShadow),
-    .instance_init = cxl_fmw_shadow_init,
-    .instance_finalize = cxl_fmw_shadow_finalize,
+    .instance_size = sizeof(CXLShadow),
+    .instance_init = cxl_shadow_init,
+    .instance_finalize = cxl_shadow_finalize,
 };
 
-static void cxl_fmw_shadow_register_types(void)
+static void cxl_shadow_register_types(void)
 {
-    type_register_static(&cxl_fmw_shadow_info);
+    type_register_static(&cxl_shadow_info);
 }
 
-type_init(cxl_fmw_shadow_register_types)
+type_init(cxl_shadow_register_types)
