@@ -866,6 +866,10 @@ static uint64_t cxl_shadow_fill(CXLShadow *sh, uint64_t first,
     bool hole = false, present;
     int err;
 
+    /* tests: the faulting thread waits longer; no lock is held meanwhile */
+    if (qatomic_read(&sh->fill_delay_ms)) {
+        g_usleep(qatomic_read(&sh->fill_delay_ms) * 1000);
+    }
     qemu_mutex_lock(&sh->fill_lock);
     /* answered twice: the page is there, and may hold writes since */
     present = test_bit(first, sh->filled);
@@ -880,9 +884,6 @@ static uint64_t cxl_shadow_fill(CXLShadow *sh, uint64_t first,
         memset(sh->bounce, 0, n * sh->page);
     } else {
         cxl_shadow_gather(sh, sh->bounce, off, n * sh->page);
-    }
-    if (qatomic_read(&sh->fill_delay_ms)) {
-        g_usleep(qatomic_read(&sh->fill_delay_ms) * 1000);
     }
     for (uint64_t i = 0; i < n; i++) {
         if (hole) {
@@ -1455,9 +1456,9 @@ static void cxl_shadow_init(Object *obj)
     object_property_add_uint32_ptr(obj, "x-fill-delay-ms", &sh->fill_delay_ms,
                                    OBJ_PROP_FLAG_READWRITE);
     object_property_set_description(obj, "x-fill-delay-ms",
-        "Delay each first-touch fill by this many milliseconds, holding "
-        "the fill lock (tests widen the races of a fill with the "
-        "write-back this way; a VM start or media operation waits too)");
+        "Delay each first-touch fill by this many milliseconds before it "
+        "starts, holding no lock (tests widen the races of a fill with the "
+        "write-back this way: the faulting thread waits meanwhile)");
 }
 
 static void cxl_shadow_finalize(Object *obj)
