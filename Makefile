@@ -8,7 +8,7 @@ PRISTINE         := $(BUILD)/src-pristine
 SRC              := $(BUILD)/src
 QEMU_BUILD       := $(BUILD)/qemu
 BASELINE_BUILD   := $(BUILD)/baseline
-PYTHON           := /usr/bin/python3
+PYTHON           ?= /usr/bin/python3
 # The Python runners import the test harness package (tests/cxl/cxltest)
 # through PYTHONPATH, set here only: PY runs a script with it, and
 # scripts/check.sh reads both from `make -s python-env`.

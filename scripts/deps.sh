@@ -9,6 +9,15 @@ want_version=5   # bump when the package list below changes
 
 die() { echo "deps.sh: $*" >&2; exit 1; }
 
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+list=/etc/apt/sources.list.d/qemu-cxl-interleave.sources
+
+# Set up already: nothing to do, and no need for root
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_version" ] &&
+   [ -f "$list" ]; then
+    exit 0
+fi
+
 [ "$(id -u)" = 0 ] || die "must run as root (apt-get install)"
 
 # Derive the Debian archive URI (and keyring) from the machine's own sources.
@@ -30,9 +39,6 @@ archive_uri() {
         [ -n "$uri" ] && { echo "$uri"; return; }
     done
 }
-
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-list=/etc/apt/sources.list.d/qemu-cxl-interleave.sources
 
 if [ ! -f "$list" ]; then
     uri=$(archive_uri)
