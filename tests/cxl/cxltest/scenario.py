@@ -49,9 +49,14 @@ def check_writer_buffer(data, what):
         o, g = w & 0xffffffff, w >> 32
         if o != i * 8 or g not in (top, top - 1) or \
                 (i and g > words[i - 1] >> 32):
+            # how far back the older words go: a page, a chunk, a word?
+            old, j = words[i - 1] >> 32 if i else g, i
+            while j and words[j - 1] >> 32 == old:
+                j -= 1
             raise Failure("%s: word at +0x%x is 0x%x (pass %d writes its "
-                          "offset; passes %d then %d expected)"
-                          % (what, i * 8, w, top, top, top - 1))
+                          "offset; passes %d then %d expected); the words "
+                          "before it, from +0x%x, hold pass %d"
+                          % (what, i * 8, w, top, top, top - 1, j * 8, old))
 
 
 def unplug_first(rig):
