@@ -168,17 +168,16 @@ struct CXLShadow {
      * lands after it.
      */
     QEMUBH *tick_bh;
-    bool writer_started;        /* once live (cxl_shadow_new()) */
-    bool wb_live;               /* under wb_lock: the writer looks */
-    bool wb_rearm;              /* under wb_lock: a new period, from now */
+    QLIST_ENTRY(CXLShadow) wb_link;     /* in cxl_shadow_writer.shadows */
+    bool wb_registered;         /* once live (cxl_shadow_new()) */
+    /* under cxl_shadow_writer.lock: */
+    bool wb_live;               /* the writer looks */
+    bool wb_rearm;              /* a new period, from now */
+    int64_t wb_next;            /* when it looks next (realtime ms) */
+    DirtyBitmapSnapshot *wb_snap;   /* for the writer to copy */
+    uint32_t period_ms;         /* x-writeback-period-ms */
     uint64_t filled_lo, filled_hi;  /* pages ever filled: [lo, hi) */
     uint64_t snapshots;         /* taken by @tick_bh: x-background-snapshots */
-    QemuThread writer;
-    QemuMutex wb_lock;          /* protects wb_snap and wb_quit */
-    QemuCond wb_cond;           /* wb_snap or wb_quit set */
-    DirtyBitmapSnapshot *wb_snap;
-    bool wb_quit;
-    uint32_t period_ms;         /* x-writeback-period-ms */
     QemuEvent wb_idle;          /* set: the writer holds no snapshot */
 
     /*
@@ -213,8 +212,7 @@ struct CXLShadow {
 
     /* lazy fill */
     int uffd;                   /* -1: filled eagerly */
-    int quit[2];                /* pipe: tells the fill thread to stop */
-    QemuThread thread;
+    QLIST_ENTRY(CXLShadow) fill_link;   /* in cxl_shadow_filler.shadows */
     uint8_t *bounce;            /* the fill thread's CXL_SHADOW_FILL_PAGES */
     uint32_t fill_delay_ms;     /* x-fill-delay-ms: tests widen races */
     uint32_t fill_fail;         /* x-fill-fail: placements to fail (tests) */
@@ -228,6 +226,37 @@ struct CXLShadow {
 
 static QLIST_HEAD(, CXLShadow) cxl_shadow_list =
     QLIST_HEAD_INITIALIZER(cxl_shadow_list);
+
+/*
+ * The process's two shadow threads, each serving every shadow (rule 26
+ * of docs/devel/cxl-interleave.rst): one writer, one fill thread.  Each
+ * runs while a shadow it serves exists.  Neither takes the BQL, so the
+ * main thread may join them while it holds the BQL.
+ */
+static struct {
+    QemuMutex lock;     /* the list, and each shadow's wb_* fields */
+    QemuCond cond;      /* a snapshot to copy, a new period, or quit */
+    QLIST_HEAD(, CXLShadow) shadows;
+    QemuThread thread;
+    bool quit;
+} cxl_shadow_writer;
+
+static struct {
+    /*
+     * The list, @gen and @busy.  The fill thread polls the userfaultfds
+     * of the shadows listed at generation @seen.  A shadow leaves the list
+     * only once the thread has polled without its userfaultfd (@seen ==
+     * @gen) and is not answering its faults (@busy).
+     */
+    QemuMutex lock;
+    QemuCond cond;      /* @seen or @busy changed */
+    QLIST_HEAD(, CXLShadow) shadows;
+    unsigned gen, seen;
+    CXLShadow *busy;
+    int wake[2];        /* pipe: look at the list again */
+    QemuThread thread;
+    bool quit;
+} cxl_shadow_filler;
 
 static void cxl_shadow_gather(CXLShadow *sh, uint8_t *buf, uint64_t off,
                               uint64_t len)
@@ -391,52 +420,126 @@ static bool cxl_shadow_maybe_dirty(CXLShadow *sh)
 }
 
 /*
- * The writer thread, no BQL: every @period_ms while the shadow is live,
- * asks the main loop for a snapshot if a filled page may be dirty; copies
- * the snapshots it is handed.
+ * The writer thread, no BQL: every period of each live shadow, asks the
+ * main loop for a snapshot if a page it filled may be dirty; copies the
+ * snapshots it is handed, one shadow after the other.
  */
 static void *cxl_shadow_writer_thread(void *opaque)
 {
-    CXLShadow *sh = opaque;
-    int64_t next = 0;
+    CXLShadow *sh;
 
     rcu_register_thread();
-    qemu_mutex_lock(&sh->wb_lock);
-    while (sh->wb_snap || !sh->wb_quit) {
-        DirtyBitmapSnapshot *snap = sh->wb_snap;
-        int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    qemu_mutex_lock(&cxl_shadow_writer.lock);
+    for (;;) {
+        int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME), wait = -1;
+        CXLShadow *copy = NULL;
 
-        if (snap) {
-            qemu_mutex_unlock(&sh->wb_lock);
-            cxl_shadow_copy_dirty(sh, snap, NULL);
+        QLIST_FOREACH(sh, &cxl_shadow_writer.shadows, wb_link) {
+            if (sh->wb_snap) {
+                copy = sh;
+                break;
+            }
+        }
+        if (copy) {
+            DirtyBitmapSnapshot *snap = copy->wb_snap;
+
+            qemu_mutex_unlock(&cxl_shadow_writer.lock);
+            cxl_shadow_copy_dirty(copy, snap, NULL);
             g_free(snap);
-            qemu_mutex_lock(&sh->wb_lock);
-            sh->wb_snap = NULL;
-            qemu_event_set(&sh->wb_idle);
+            qemu_mutex_lock(&cxl_shadow_writer.lock);
+            copy->wb_snap = NULL;
+            qemu_event_set(&copy->wb_idle);
             continue;
         }
-        if (!sh->wb_live) {
-            qemu_cond_wait(&sh->wb_cond, &sh->wb_lock);
-            continue;
+        if (cxl_shadow_writer.quit) {
+            break;
         }
-        if (sh->wb_rearm || !next) {
-            sh->wb_rearm = false;
-            next = now + MAX(sh->period_ms, 1);
+        QLIST_FOREACH(sh, &cxl_shadow_writer.shadows, wb_link) {
+            if (!sh->wb_live) {
+                continue;
+            }
+            if (sh->wb_rearm || !sh->wb_next) {
+                sh->wb_rearm = false;
+                sh->wb_next = now + MAX(sh->period_ms, 1);
+            }
+            if (now >= sh->wb_next) {
+                sh->wb_next = now + MAX(sh->period_ms, 1);
+                if (cxl_shadow_maybe_dirty(sh)) {
+                    qemu_bh_schedule(sh->tick_bh);
+                }
+            }
+            wait = wait < 0 ? sh->wb_next - now
+                            : MIN(wait, sh->wb_next - now);
         }
-        if (now < next) {
+        if (wait < 0) {
+            qemu_cond_wait(&cxl_shadow_writer.cond, &cxl_shadow_writer.lock);
+        } else {
             /* in slices: a period may be 49 days, beyond an int of ms */
-            qemu_cond_timedwait(&sh->wb_cond, &sh->wb_lock,
-                                MIN(next - now, 1000));
-            continue;
-        }
-        next = now + MAX(sh->period_ms, 1);
-        if (cxl_shadow_maybe_dirty(sh)) {
-            qemu_bh_schedule(sh->tick_bh);
+            qemu_cond_timedwait(&cxl_shadow_writer.cond,
+                                &cxl_shadow_writer.lock, MIN(wait, 1000));
         }
     }
-    qemu_mutex_unlock(&sh->wb_lock);
+    qemu_mutex_unlock(&cxl_shadow_writer.lock);
     rcu_unregister_thread();
     return NULL;
+}
+
+/*
+ * Serve @sh from the writer thread, which starts with the first shadow.
+ * Shadows come and go under the BQL (cxl_shadow_new(), and the retire
+ * poll's last reference): the thread's start and end do not race.
+ */
+static void cxl_shadow_writer_add(CXLShadow *sh)
+{
+    static bool init;
+
+    assert(bql_locked());
+    if (!init) {
+        qemu_mutex_init(&cxl_shadow_writer.lock);
+        qemu_cond_init(&cxl_shadow_writer.cond);
+        QLIST_INIT(&cxl_shadow_writer.shadows);
+        init = true;
+    }
+    qemu_mutex_lock(&cxl_shadow_writer.lock);
+    if (QLIST_EMPTY(&cxl_shadow_writer.shadows)) {
+        cxl_shadow_writer.quit = false;
+        qemu_thread_create(&cxl_shadow_writer.thread, "cxl-shadow-wb",
+                           cxl_shadow_writer_thread, NULL,
+                           QEMU_THREAD_JOINABLE);
+    }
+    QLIST_INSERT_HEAD(&cxl_shadow_writer.shadows, sh, wb_link);
+    sh->wb_live = true;
+    sh->wb_registered = true;
+    qemu_cond_signal(&cxl_shadow_writer.cond);
+    qemu_mutex_unlock(&cxl_shadow_writer.lock);
+}
+
+/*
+ * Take @sh, no longer live, from the writer once it copied the last
+ * snapshot it was handed (none comes after: @sh is not live); the thread
+ * ends with the last shadow.
+ */
+static void cxl_shadow_writer_remove(CXLShadow *sh)
+{
+    bool last;
+
+    if (!sh->wb_registered) {
+        return;
+    }
+    assert(bql_locked());
+    qemu_event_wait(&sh->wb_idle);
+    qemu_mutex_lock(&cxl_shadow_writer.lock);
+    QLIST_REMOVE(sh, wb_link);
+    sh->wb_registered = false;
+    last = QLIST_EMPTY(&cxl_shadow_writer.shadows);
+    if (last) {
+        cxl_shadow_writer.quit = true;
+        qemu_cond_signal(&cxl_shadow_writer.cond);
+    }
+    qemu_mutex_unlock(&cxl_shadow_writer.lock);
+    if (last) {
+        qemu_thread_join(&cxl_shadow_writer.thread);
+    }
 }
 
 /*
@@ -505,20 +608,20 @@ static void cxl_shadow_tick_bh(void *opaque)
     if (!sh->live) {
         return;                 /* retired since the writer asked */
     }
-    qemu_mutex_lock(&sh->wb_lock);
+    qemu_mutex_lock(&cxl_shadow_writer.lock);
     idle = !sh->wb_snap && !sh->sync_busy;
-    qemu_mutex_unlock(&sh->wb_lock);
+    qemu_mutex_unlock(&cxl_shadow_writer.lock);
     if (idle) {
         /* waits for the vCPUs with the BQL dropped: sh stays routed */
         sh->sync_busy = true;
         snap = memory_region_snapshot_and_clear_dirty(&sh->mr, 0, sh->il->size,
                                                       DIRTY_MEMORY_VGA);
         sh->snapshots++;
-        qemu_mutex_lock(&sh->wb_lock);
+        qemu_mutex_lock(&cxl_shadow_writer.lock);
         sh->wb_snap = snap;
         qemu_event_reset(&sh->wb_idle);
-        qemu_cond_signal(&sh->wb_cond);
-        qemu_mutex_unlock(&sh->wb_lock);
+        qemu_cond_signal(&cxl_shadow_writer.cond);
+        qemu_mutex_unlock(&cxl_shadow_writer.lock);
         cxl_shadow_sync_unlock(sh);
     }
     /* else a write-back is under way: the writer looks again */
@@ -970,49 +1073,189 @@ static bool cxl_shadow_fill_ahead(CXLShadow *sh)
     return sh->ahead < sh->ahead_end;
 }
 
-/* The fill thread: answers page faults on the shadow.  Never takes the BQL. */
-static void *cxl_shadow_fill_thread(void *opaque)
+/* Answer the faults that wait on @sh's userfaultfd. */
+static void cxl_shadow_answer(CXLShadow *sh)
 {
-    CXLShadow *sh = opaque;
     struct uffd_msg msg[16];
+    int n, i;
 
-    for (;;) {
-        struct pollfd pfd[2] = {
-            { .fd = sh->uffd, .events = POLLIN },
-            { .fd = sh->quit[0], .events = POLLIN },
-        };
-        int n, i, ret;
+    n = uffd_read_events(sh->uffd, msg, ARRAY_SIZE(msg));
+    for (i = 0; i < n; i++) {
+        uint64_t p = (msg[i].arg.pagefault.address - (uintptr_t)sh->host) /
+                     sh->page;
 
-        /* faults first: read-ahead only while none waits */
-        ret = poll(pfd, 2, sh->ahead < sh->ahead_end ? 0 : -1);
-        if (ret == 0) {
-            cxl_shadow_fill_ahead(sh);
+        if (msg[i].event != UFFD_EVENT_PAGEFAULT) {
             continue;
         }
-        if (ret < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            error_report("CXL shadow %s: poll: %s",
-                         memory_region_name(&sh->mr), strerror(errno));
-            break;
-        }
-        if (pfd[1].revents) {
-            break;
-        }
-        n = uffd_read_events(sh->uffd, msg, ARRAY_SIZE(msg));
-        for (i = 0; i < n; i++) {
-            if (msg[i].event == UFFD_EVENT_PAGEFAULT &&
-                (msg[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)) {
-                cxl_shadow_wp_fault(sh, (msg[i].arg.pagefault.address -
-                                         (uintptr_t)sh->host) / sh->page);
-            } else if (msg[i].event == UFFD_EVENT_PAGEFAULT) {
-                cxl_shadow_fault(sh, (msg[i].arg.pagefault.address -
-                                      (uintptr_t)sh->host) / sh->page);
-            }
+        if (msg[i].arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) {
+            cxl_shadow_wp_fault(sh, p);
+        } else {
+            cxl_shadow_fault(sh, p);
         }
     }
+}
+
+/*
+ * The fill thread: answers page faults on every shadow, and fills ahead
+ * while none waits.  Never takes the BQL.  Works on a shadow only as
+ * @busy: the list's lock is not held meanwhile.
+ */
+static void *cxl_shadow_fill_thread(void *opaque)
+{
+    g_autofree struct pollfd *pfd = NULL;
+    g_autofree CXLShadow **polled = NULL;
+    unsigned n = 0, i;
+    char buf[16];
+
+    qemu_mutex_lock(&cxl_shadow_filler.lock);
+    for (;;) {
+        CXLShadow *sh, *ahead = NULL;
+        int ret;
+
+        if (cxl_shadow_filler.seen != cxl_shadow_filler.gen || !pfd) {
+            while (read(cxl_shadow_filler.wake[0], buf, sizeof(buf)) > 0) {
+                /* drained: the list is read below */
+            }
+            n = 0;
+            QLIST_FOREACH(sh, &cxl_shadow_filler.shadows, fill_link) {
+                n++;
+            }
+            pfd = g_renew(struct pollfd, pfd, n + 1);
+            polled = g_renew(CXLShadow *, polled, n + 1);
+            pfd[0] = (struct pollfd) {
+                .fd = cxl_shadow_filler.wake[0], .events = POLLIN
+            };
+            polled[0] = NULL;
+            i = 1;
+            QLIST_FOREACH(sh, &cxl_shadow_filler.shadows, fill_link) {
+                polled[i] = sh;
+                pfd[i++] = (struct pollfd) { .fd = sh->uffd, .events = POLLIN };
+            }
+            cxl_shadow_filler.seen = cxl_shadow_filler.gen;
+            qemu_cond_broadcast(&cxl_shadow_filler.cond);
+        }
+        if (cxl_shadow_filler.quit) {
+            break;
+        }
+        for (i = 1; i <= n; i++) {
+            if (polled[i]->ahead < polled[i]->ahead_end) {
+                ahead = polled[i];
+                break;
+            }
+        }
+        qemu_mutex_unlock(&cxl_shadow_filler.lock);
+        /* faults first: read-ahead only while none waits */
+        ret = poll(pfd, n + 1, ahead ? 0 : -1);
+        if (ret < 0 && errno != EINTR) {
+            error_report_once("CXL shadow fill thread: poll: %s",
+                              strerror(errno));
+            g_usleep(1000);
+        }
+        qemu_mutex_lock(&cxl_shadow_filler.lock);
+        if (ret < 0 || cxl_shadow_filler.seen != cxl_shadow_filler.gen) {
+            continue;       /* the list changed: its shadows only */
+        }
+        if (ret > 0 && pfd[0].revents) {
+            while (read(cxl_shadow_filler.wake[0], buf, sizeof(buf)) > 0) {
+                /* a wake-up for a change taken in already */
+            }
+        }
+        for (i = 1; i <= n && cxl_shadow_filler.seen == cxl_shadow_filler.gen;
+             i++) {
+            if (ret && !pfd[i].revents) {
+                continue;
+            }
+            if (!ret && polled[i] != ahead) {
+                continue;
+            }
+            cxl_shadow_filler.busy = polled[i];
+            qemu_mutex_unlock(&cxl_shadow_filler.lock);
+            if (ret) {
+                cxl_shadow_answer(polled[i]);
+            } else {
+                cxl_shadow_fill_ahead(polled[i]);
+            }
+            qemu_mutex_lock(&cxl_shadow_filler.lock);
+            cxl_shadow_filler.busy = NULL;
+            qemu_cond_broadcast(&cxl_shadow_filler.cond);
+        }
+    }
+    qemu_mutex_unlock(&cxl_shadow_filler.lock);
     return NULL;
+}
+
+/* Wake the fill thread: the list changed.  Under the list's lock. */
+static void cxl_shadow_filler_changed(void)
+{
+    cxl_shadow_filler.gen++;
+    if (write(cxl_shadow_filler.wake[1], "w", 1) != 1 && errno != EAGAIN) {
+        error_report("CXL shadow: cannot wake the fill thread: %s",
+                     strerror(errno));
+    }
+}
+
+/*
+ * Have the fill thread answer @sh's faults; it starts with the first.
+ * Under the BQL, as cxl_shadow_writer_add().
+ */
+static bool cxl_shadow_filler_add(CXLShadow *sh, Error **errp)
+{
+    static bool init;
+
+    assert(bql_locked());
+    if (!init) {
+        qemu_mutex_init(&cxl_shadow_filler.lock);
+        qemu_cond_init(&cxl_shadow_filler.cond);
+        QLIST_INIT(&cxl_shadow_filler.shadows);
+        init = true;
+    }
+    qemu_mutex_lock(&cxl_shadow_filler.lock);
+    if (QLIST_EMPTY(&cxl_shadow_filler.shadows)) {
+        if (!g_unix_open_pipe(cxl_shadow_filler.wake, FD_CLOEXEC, NULL) ||
+            !g_unix_set_fd_nonblocking(cxl_shadow_filler.wake[0], true,
+                                       NULL) ||
+            !g_unix_set_fd_nonblocking(cxl_shadow_filler.wake[1], true,
+                                       NULL)) {
+            error_setg_errno(errp, errno,
+                             "cannot make the fill thread's pipe");
+            qemu_mutex_unlock(&cxl_shadow_filler.lock);
+            return false;
+        }
+        cxl_shadow_filler.quit = false;
+        qemu_thread_create(&cxl_shadow_filler.thread, "cxl-shadow-fill",
+                           cxl_shadow_fill_thread, NULL,
+                           QEMU_THREAD_JOINABLE);
+    }
+    QLIST_INSERT_HEAD(&cxl_shadow_filler.shadows, sh, fill_link);
+    cxl_shadow_filler_changed();
+    qemu_mutex_unlock(&cxl_shadow_filler.lock);
+    return true;
+}
+
+/*
+ * Take @sh from the fill thread, once it polls @sh's userfaultfd no more
+ * and is done with @sh; the thread ends with the last shadow.
+ */
+static void cxl_shadow_filler_remove(CXLShadow *sh)
+{
+    bool last;
+
+    assert(bql_locked());
+    qemu_mutex_lock(&cxl_shadow_filler.lock);
+    QLIST_REMOVE(sh, fill_link);
+    last = QLIST_EMPTY(&cxl_shadow_filler.shadows);
+    cxl_shadow_filler.quit = last;
+    cxl_shadow_filler_changed();
+    while (!last && (cxl_shadow_filler.seen != cxl_shadow_filler.gen ||
+                     cxl_shadow_filler.busy == sh)) {
+        qemu_cond_wait(&cxl_shadow_filler.cond, &cxl_shadow_filler.lock);
+    }
+    qemu_mutex_unlock(&cxl_shadow_filler.lock);
+    if (last) {
+        qemu_thread_join(&cxl_shadow_filler.thread);
+        close(cxl_shadow_filler.wake[0]);
+        close(cxl_shadow_filler.wake[1]);
+    }
 }
 
 /* Fill lazily through userfaultfd, or say why not. */
@@ -1044,16 +1287,14 @@ static bool cxl_shadow_start_lazy(CXLShadow *sh, Error **errp)
         sh->uffd = -1;
         return false;
     }
-    if (pipe(sh->quit) < 0) {
-        error_setg_errno(errp, errno, "cannot make the fill thread's pipe");
+    sh->bounce = qemu_memalign(sh->page, sh->page * CXL_SHADOW_FILL_PAGES);
+    if (!cxl_shadow_filler_add(sh, errp)) {
         uffd_close_fd(sh->uffd);
+        qemu_vfree(sh->bounce);
         sh->uffd = -1;
         sh->wp = false;
         return false;
     }
-    sh->bounce = qemu_memalign(sh->page, sh->page * CXL_SHADOW_FILL_PAGES);
-    qemu_thread_create(&sh->thread, "cxl-shadow-fill", cxl_shadow_fill_thread,
-                       sh, QEMU_THREAD_JOINABLE);
     return true;
 }
 
@@ -1062,13 +1303,8 @@ static void cxl_shadow_stop_lazy(CXLShadow *sh)
     if (sh->uffd < 0) {
         return;
     }
-    if (write(sh->quit[1], "q", 1) != 1) {
-        error_report("CXL shadow: cannot stop the fill thread");
-    }
-    qemu_thread_join(&sh->thread);
+    cxl_shadow_filler_remove(sh);
     uffd_close_fd(sh->uffd);
-    close(sh->quit[0]);
-    close(sh->quit[1]);
     qemu_vfree(sh->bounce);
     sh->uffd = -1;
 }
@@ -1171,10 +1407,7 @@ CXLShadow *cxl_shadow_new(Object *owner, unsigned index,
     /* the main loop's own iteration: never inside a nested aio_poll() */
     sh->tick_bh = aio_bh_new(iohandler_get_aio_context(), cxl_shadow_tick_bh,
                              sh);
-    sh->wb_live = true;
-    qemu_thread_create(&sh->writer, "cxl-shadow-wb", cxl_shadow_writer_thread,
-                       sh, QEMU_THREAD_JOINABLE);
-    sh->writer_started = true;
+    cxl_shadow_writer_add(sh);
     trace_cxl_shadow_new(name, il->size, il->chunk, sh->uffd >= 0);
     return g_steal_pointer(&sh);
 }
@@ -1192,9 +1425,9 @@ CXLShadow *cxl_shadow_from_object(Object *obj)
 void cxl_shadow_retire(CXLShadow *sh)
 {
     /* out of the window: cxl_shadow_flush() writes it back from now */
-    qemu_mutex_lock(&sh->wb_lock);
+    qemu_mutex_lock(&cxl_shadow_writer.lock);
     sh->wb_live = false;
-    qemu_mutex_unlock(&sh->wb_lock);
+    qemu_mutex_unlock(&cxl_shadow_writer.lock);
     QLIST_REMOVE(sh, link);
     sh->live = false;
     /* the next route may write the backends: holes are holes no more */
@@ -1404,11 +1637,15 @@ static void cxl_shadow_set_period(Object *obj, Visitor *v,
     if (!visit_type_uint32(v, name, &value, errp)) {
         return;
     }
-    qemu_mutex_lock(&sh->wb_lock);
+    if (!sh->wb_registered) {
+        sh->period_ms = value;
+        return;
+    }
+    qemu_mutex_lock(&cxl_shadow_writer.lock);
     sh->period_ms = value;
     sh->wb_rearm = true;
-    qemu_cond_signal(&sh->wb_cond);
-    qemu_mutex_unlock(&sh->wb_lock);
+    qemu_cond_signal(&cxl_shadow_writer.cond);
+    qemu_mutex_unlock(&cxl_shadow_writer.lock);
 }
 
 static void cxl_shadow_init(Object *obj)
@@ -1416,9 +1653,7 @@ static void cxl_shadow_init(Object *obj)
     CXLShadow *sh = CXL_SHADOW(obj);
 
     sh->uffd = -1;
-    qemu_mutex_init(&sh->wb_lock);
     qemu_mutex_init(&sh->fill_lock);
-    qemu_cond_init(&sh->wb_cond);
     qemu_cond_init(&sh->sync_cond);
     qemu_event_init(&sh->wb_idle, true);
     sh->filled_lo = UINT64_MAX;
@@ -1467,21 +1702,12 @@ static void cxl_shadow_finalize(Object *obj)
     unsigned e;
 
     assert(!sh->live);
-    /* the writer never takes the BQL: joining it under the BQL is safe */
-    if (sh->writer_started) {
-        qemu_mutex_lock(&sh->wb_lock);
-        sh->wb_quit = true;
-        qemu_cond_signal(&sh->wb_cond);
-        qemu_mutex_unlock(&sh->wb_lock);
-        qemu_thread_join(&sh->writer);
-    }
+    cxl_shadow_writer_remove(sh);
     if (sh->tick_bh) {
         qemu_bh_delete(sh->tick_bh);    /* the writer asks no more */
     }
     qemu_event_destroy(&sh->wb_idle);
-    qemu_cond_destroy(&sh->wb_cond);
     qemu_cond_destroy(&sh->sync_cond);
-    qemu_mutex_destroy(&sh->wb_lock);
     cxl_shadow_stop_lazy(sh);
     qemu_mutex_destroy(&sh->fill_lock);
     for (e = 0; sh->il && e < sh->il->nb_entries; e++) {

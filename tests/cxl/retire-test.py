@@ -19,6 +19,8 @@ backend the decode names:
   * a shadow's write-back period takes effect when it is set;
   * a first-touch fill that fails is tried again, and the thread that
     faulted is not left asleep;
+  * one fill thread and one writer thread serve every shadow, and end
+    with the last;
   * the guest uncommits region A itself right after writing it: every
     word it wrote is in ep0/ep1;
   * a stitched window migrates paused before switchover, with writes and
@@ -573,6 +575,76 @@ def run_idle_no_snapshots(rig, rng):
           "without a background snapshot")
 
 
+def shadow_threads(rig):
+    """{thread name: count} of QEMU's shadow threads (-name
+    debug-threads=on names them)."""
+    out = {}
+    task = "/proc/%d/task" % rig.q.proc.pid
+    for tid in os.listdir(task):
+        try:
+            with open(os.path.join(task, tid, "comm")) as f:
+                name = f.read().strip()
+        except FileNotFoundError:
+            continue            # it ended meanwhile
+        if name.startswith("cxl-shadow"):
+            out[name] = out.get(name, 0) + 1
+    return out
+
+
+def run_shadow_threads(rig, rng):
+    """One fill thread and one writer thread serve every shadow of the
+    process: none before the first shadow, one of each with the two
+    regions' shadows live (each shadow's first touch filled, each write
+    written back in the background), none once both regions are torn
+    down and their shadows gone, and one of each again for new ones."""
+    q, h = rig.q, half(rig)
+    one_each = {"cxl-shadow-fill": 1, "cxl-shadow-wb": 1}
+
+    def settle(want, what):
+        deadline = time.time() + 5
+        while shadow_threads(rig) != want and time.time() < deadline:
+            time.sleep(0.05)
+        got = shadow_threads(rig)
+        check(got == want, "%s: shadow threads %s, expected %s"
+              % (what, got, want))
+
+    def write_both(what):
+        for off in (0, h):
+            data = struct.pack("<Q", 0x7e4d000000000000 | off |
+                               rng.randrange(1 << 20) << 3)
+            at = off + 8 * rng.randrange(h // 8)
+            q.write(rig.base + at, data)
+            deadline = time.time() + 2
+            while from_backends(rig, at & ~255, 256)[at % 256:at % 256 + 8] \
+                    != data:
+                check(time.time() < deadline, "%s: a write to region %s is "
+                      "not in its backend after 2 s" % (what, "AB"[off // h]))
+                time.sleep(0.005)
+
+    with Step("no shadow"):
+        settle({}, "before any decoder is committed")
+    with Step("two shadows"):
+        program_two(rig)
+        check(shadow_child(rig, 0) != shadow_child(rig, h),
+              "regions A and B are served by one shadow")
+        write_both("two shadows")
+        check(filled(rig, shadow_child(rig, 0)) and
+              filled(rig, shadow_child(rig, h)),
+              "a shadow was filled without its first touch")
+        settle(one_each, "two live shadows")
+    with Step("torn down"):
+        uncommit_a(rig)
+        t = rig.topo
+        rig.uncommit(rig.hbregs[t.hbs[0][0]], 1)
+        for ep in t.eps[2:]:
+            rig.uncommit(rig.bar0[ep.name], 0)
+        settle({}, "both regions torn down")
+    with Step("again"):
+        program_two(rig)
+        write_both("shadows made again")
+        settle(one_each, "two new shadows")
+
+
 def run_fill_fails(rig, rng):
     """Five first-touch fills fail as if out of memory: the thread that
     touched the page (here the main loop, reading through qtest) is woken,
@@ -752,6 +824,8 @@ def main():
     run("q35-period-now", "q35", run_period_now)
     run("q35-fill-fails", "q35", run_fill_fails)
     run("q35-idle-no-snapshots", "q35", run_idle_no_snapshots)
+    run("q35-shadow-threads", "q35", run_shadow_threads,
+        extra=["-name", "debug-threads=on"])
     changes = 200 if opt.tier == "full" else 24
     run("virt-churn-256", "virt",
         lambda rig, rng: run_churn(rig, rng, changes),
