@@ -209,8 +209,14 @@ bench: qemu baseline
 	    $$run --scenario 4hb-256 --bench patched=$(QEMU_BUILD) \
 	        unmodified=$(BASELINE_BUILD); \
 	done
-	@$(E2E_X86) --scenario 1hb4rp-default --bench patched=$(QEMU_BUILD) \
-	    patched-shm=$(QEMU_BUILD):shm unmodified=$(BASELINE_BUILD)
+	@# the default granule through the shadow on three kinds of backends,
+	@# and the same files at 4 KiB (interleave sections) for first touch
+	@$(E2E_X86) --scenario 1hb4rp-default --bench ram=$(QEMU_BUILD):ram \
+	    file-shm=$(QEMU_BUILD):shm file-tmp=$(QEMU_BUILD) \
+	    4k-file-tmp=$(QEMU_BUILD):layout=1hb4rp-4k
+	@$(E2E_ARM) --scenario 4hb-256 --bench ram=$(QEMU_BUILD):ram \
+	    file-shm=$(QEMU_BUILD):shm file-tmp=$(QEMU_BUILD) \
+	    4k-file-tmp=$(QEMU_BUILD):layout=4hb-4k
 	@$(PY) bench/cxl-shadow.py --qemu-dir $(QEMU_BUILD)
 	@$(PY) bench/dump-window.py --qemu-dir $(QEMU_BUILD)
 

@@ -295,15 +295,17 @@ class Guest:
 
 def run(qemu_dir, image, name, hbs, gw, ghb, gep, quick, log, bench=False,
         accel="tcg", stitched=False, arch="x86_64", tmpdir=None,
-        shadow_period=0):
+        shadow_period=0, backend="file"):
     """One e2e guest; @tmpdir: where the backend files go (the default
     temporary directory if None); @shadow_period: the shadows' write-back
-    period in ms (0: QEMU's default)."""
+    period in ms (0: QEMU's default); @backend: the devices' memory
+    backends, as Topology names them (bench only: the pattern is checked
+    in files)."""
     tmp = tempfile.mkdtemp(prefix="cxl-e2e-", dir=tmpdir)
     # 512 MiB per device: two 1 GiB regions, half of each device each
     # (single-port host bridges get HDM decoders: one region per decoder)
     topo = Topology(tmp, hbs, gw, ghb, None, gep, dev_size=512 << 20,
-                    hb_props=",hdm_for_passthrough=on")
+                    hb_props=",hdm_for_passthrough=on", backend=backend)
     g = Guest(qemu_dir, image, topo, 0 if name.endswith("-default") else gep,
               tmp, 1 if quick else 0, bench, accel, arch=arch)
     if shadow_period:
@@ -475,9 +477,16 @@ def main():
                     "skip with the reason where it cannot")
     ap.add_argument("--bench", nargs="*", metavar="LABEL=BUILD",
                     help="only measure: boot to region online, bandwidth on "
-                    "the CXL and DRAM nodes, page tables; one row per build "
-                    "(BUILD:stitched serves the window through its stitched "
-                    "mapping)")
+                    "the CXL and DRAM nodes, page tables; one case per "
+                    "argument; tags after BUILD: stitched (the window "
+                    "through its stitched mapping), ram (memory-backend-ram "
+                    "devices), shm (backend files on tmpfs; else in the "
+                    "temporary directory), period=MS (the shadows' "
+                    "write-back period), layout=SCENARIO (another "
+                    "scenario's topology and granules)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="with --bench: guests per case, the cases "
+                    "interleaved round by round (default 5)")
     ap.add_argument("--demo", action="store_true",
                     help="make run: the default-granularity region served "
                     "as RAM and by the MMIO decode, the 4 KiB layout beside "
@@ -552,46 +561,102 @@ def main():
     return 1 if failed or not (passed or skipped) else 0
 
 
+def fs_type(path):
+    """The file system type /proc/mounts gives for @path."""
+    best, kind = "", "?"
+    path = os.path.realpath(path)
+    with open("/proc/mounts") as f:
+        for line in f:
+            mnt, typ = line.split()[1:3]
+            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and \
+                    len(mnt) >= len(best):
+                best, kind = mnt, typ
+    return kind
+
+
+def bench_case(opt, label, spec):
+    """LABEL=BUILD[:TAG...] -> a dict saying how to run the case."""
+    build, *tags = spec.split(":")
+    c = dict(label=label, build=build, stitched="stitched" in tags,
+             backend="ram" if "ram" in tags else "file",
+             tmpdir="/dev/shm" if "shm" in tags else None, period=0,
+             scenario=opt.scenario)
+    for t in tags:
+        if t.startswith("period="):
+            c["period"] = int(t.split("=", 1)[1])
+        elif t.startswith("layout="):
+            c["scenario"] = t.split("=", 1)[1]
+    if c["backend"] == "ram":
+        c["what"] = "memory-backend-ram"
+    else:
+        d = c["tmpdir"] or tempfile.gettempdir()
+        c["what"] = "files on %s (%s)" % (fs_type(d), d)
+    return c
+
+
 def bench(opt):
-    builds = [b.split("=", 1) for b in opt.bench] or [("patched",
-                                                       opt.qemu_dir)]
-    name, hbs, gw, ghb, gep = [x for x in SCENARIOS
-                               if opt.scenario in x[0]][0]
+    """Each case (LABEL=BUILD[:TAG...]) boots one guest per round, the
+    cases interleaved round by round.  A guest's figure is the CXL/DRAM
+    ratio of its own rounds (medians of 3 for write, read and copy; first
+    touch from its first round).  Printed: the MB/s of each guest, then
+    min/median/max of the ratios over the rounds per case."""
+    builds = opt.bench or ["patched=" + opt.qemu_dir]
+    cases = [bench_case(opt, *b.split("=", 1)) for b in builds]
     keys = ("write", "read", "copy", "touch")
-    print("e2e bench %s (%s, TCG, 64 MiB loops, 3 rounds of CXL node then "
-          "DRAM node; write, read, copy: medians of the rounds; touch: "
-          "first touch of fresh pages, round 1): MB/s" % (name, opt.arch))
-    print("%-12s %-10s %8s %8s %8s %8s %9s %9s" % (
-        ("build", "window") + keys + ("online s", "2048 pt s")))
-    for label, build in builds:
-        # BUILD:stitched: x-stitched=on; BUILD:shm: backends on tmpfs;
-        # BUILD:period=N: the shadow's write-back every N ms
-        tags = build.split(":")[1:]
-        stitched = "stitched" in tags
-        shm = "/dev/shm" if "shm" in tags else None
-        period = [int(t.split("=", 1)[1]) for t in tags
-                  if t.startswith("period=")]
-        r = run(build.split(":")[0], opt.image, name, hbs, gw, ghb, gep, True,
-                lambda s: None, bench=True, stitched=stitched, arch=opt.arch,
-                tmpdir=shm, shadow_period=period[-1] if period else 0)
-        rounds = list(zip(r.get("bw-rounds", []),
-                          r.get("bw-dram-rounds", [])))
-        for node in ("bw", "bw-dram"):
-            b = bench_figures([c if node == "bw" else d for c, d in rounds])
-            print("%-12s %-10s %s %9.1f %9s" % (
-                label, "CXL node" if node == "bw" else "DRAM node",
-                " ".join("%8s" % b.get(k) for k in keys),
-                r.get("online-at", 0),
-                r.get("pt", {}).get("seconds", "-") if node == "bw" else "-"),
-                flush=True)
-        ratios = [{k: float(c[k]) / float(d[k]) for k in keys}
-                  for c, d in rounds if all(k in c and k in d for k in keys)]
-        if ratios:
-            print("%-12s %-10s %s" % (label, "CXL/DRAM", " ".join(
-                "%8.2f" % x for x in bench_figures(ratios, float).values())))
-            print("%-12s %-10s %s" % (label, "  rounds", " | ".join(
-                " ".join("%.2f" % x[k] for x in ratios) for k in keys)))
-        print("%-12s window served as %s" % (label, r.get("served")))
+    print("e2e bench %s (%s, TCG, %d rounds, cases interleaved; per guest: "
+          "64 MiB loops, 3 rounds of CXL node then DRAM node, write, read, "
+          "copy: medians; touch: first touch of fresh pages, round 1): MB/s"
+          % (opt.scenario, opt.arch, opt.rounds))
+    for c in cases:
+        print("  %-12s %s at %s%s%s" % (
+            c["label"], c["scenario"], c["what"],
+            ", stitched" if c["stitched"] else "",
+            ", period %d ms" % c["period"] if c["period"] else ""))
+    print("%-12s %5s %-10s %8s %8s %8s %8s %9s %9s" % (
+        ("case", "round", "node") + keys + ("online s", "2048 pt s")))
+    ratios = {c["label"]: [] for c in cases}
+    served = {}
+    for rnd in range(opt.rounds):
+        for c in cases:
+            sc = c["scenario"]
+            name, hbs, gw, ghb, gep = ([x for x in SCENARIOS if x[0] == sc] or
+                                       [x for x in SCENARIOS if sc in x[0]])[0]
+            r = run(c["build"], opt.image, name, hbs, gw, ghb, gep, True,
+                    lambda s: None, bench=True, stitched=c["stitched"],
+                    arch=opt.arch, tmpdir=c["tmpdir"],
+                    shadow_period=c["period"], backend=c["backend"])
+            rounds = list(zip(r.get("bw-rounds", []),
+                              r.get("bw-dram-rounds", [])))
+            figs = {}
+            for node in ("bw", "bw-dram"):
+                figs[node] = bench_figures([x if node == "bw" else y
+                                            for x, y in rounds])
+                print("%-12s %5d %-10s %s %9.1f %9s" % (
+                    c["label"], rnd + 1,
+                    "CXL node" if node == "bw" else "DRAM node",
+                    " ".join("%8s" % figs[node].get(k) for k in keys),
+                    r.get("online-at", 0),
+                    r.get("pt", {}).get("seconds", "-")
+                    if node == "bw" else "-"), flush=True)
+            if all(figs["bw"].get(k) and figs["bw-dram"].get(k)
+                   for k in keys):
+                ratios[c["label"]].append(
+                    {k: figs["bw"][k] / figs["bw-dram"][k] for k in keys})
+            served.setdefault(c["label"], set()).add(r.get("served"))
+    print("CXL/DRAM per case over %d rounds: min / median / max"
+          % opt.rounds)
+    print("%-12s %s" % ("case", " ".join("%-17s" % k for k in keys)))
+    for c in cases:
+        rs = ratios[c["label"]]
+        if not rs:
+            print("%-12s no complete round" % c["label"])
+            continue
+        print("%-12s %s   (%d rounds; window served as %s)" % (
+            c["label"], " ".join(
+                "%-17s" % "/".join("%.2f" % f(x[k] for x in rs)
+                                   for f in (min, statistics.median, max))
+                for k in keys),
+            len(rs), ", ".join(sorted(str(x) for x in served[c["label"]]))))
     return 0
 
 
