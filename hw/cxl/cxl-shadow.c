@@ -7,41 +7,12 @@
  *
  * A piece of a window whose decode switches device inside a target page
  * cannot be mapped page by page onto the devices' backends.  It is served
- * from a shadow instead: one plain RAM region over the piece, so that
- * CPUs (TLB host pointers, native atomics), DMA (address_space_map) and
- * accelerators (one KVM slot) see RAM.  The bytes live in the backends:
- *
- *  - fill: a page of the shadow is gathered from the backends the first
- *    time anything touches it (userfaultfd, MISSING mode: a thread that
- *    never takes the BQL answers the fault, and fills ahead of a guest
- *    that goes through the shadow in address order), or, without
- *    userfaultfd, all of it when the shadow is made;
- *  - write-back: the shadow's pages are dirty-logged (the VGA client,
- *    which memory_region_set_log() offers; KVM's dirty log under KVM);
- *    dirty pages are scattered into the backends at the DPA the decode
- *    gives, and the backends' pages marked dirty (so that migration sends
- *    them again), every x-writeback-period-ms (CXL_SHADOW_WRITEBACK_MS by
- *    default) while the guest runs and
- *    exactly at every sync point: VM stop (after draining block I/O, whose
- *    DMA may still land in the shadow), and whenever the piece's route
- *    changes (uncommit, reprogram, reset, unplug, media disable).  The
- *    background write-back: a writer thread that never takes the BQL
- *    looks for dirty pages every period, and only if there are any takes
- *    a snapshot of the dirty log under the BQL (a bottom half) and copies
- *    it, so that vCPUs waiting for the BQL (interrupts, MMIO) do not wait
- *    for the copy, and an idle guest costs nothing; a sync point waits for
- *    the writer, then copies what is left itself;
- *  - invalidation: when the VM starts running again, the shadow is
- *    written back and then dropped, so that what the backends hold now
- *    (a host tool may have written them while the VM was stopped) is what
- *    the guest reads next; a device operation that writes its media while
- *    the VM runs (sanitize, media zeroing, Clear Poison) waits instead
- *    until no background copy is under way, then writes the media, then
- *    copies only the bytes it changed into the pages the shadow holds,
- *    and marks them dirty there (rule 42 of docs/devel/cxl-interleave.rst).
- *
- * The shadow itself never migrates: the destination makes its own when the
- * CXL state is loaded, from backends that migrated.
+ * from a shadow instead: one plain RAM region over the piece, filled from
+ * the backends on first touch and written back to them in the background
+ * and at every sync point.  The design, and the rules this file follows,
+ * are stated once in docs/devel/cxl-interleave.rst ("The write-back
+ * shadow", "Shadow threads", rules 21 to 31 and 36 to 42); comments here
+ * name the rule they implement.
  */
 
 #include "qemu/osdep.h"
@@ -89,6 +60,14 @@
  */
 #define CXL_SHADOW_WRITEBACK_MS 20
 
+/*
+ * A background copy of this many bytes or more doubles the period that
+ * follows it (rule 26): a guest that rewrites that much every period pays
+ * for each snapshot (every vCPU leaves its translation block, every page
+ * is logged again) with its bandwidth.
+ */
+#define CXL_SHADOW_HEAVY_BYTES (16 * MiB)
+
 /* Pages looked at together when skipping clean parts of the bitmap */
 #define CXL_SHADOW_SCAN_PAGES 512
 
@@ -127,52 +106,31 @@ struct CXLShadow {
     bool live;                  /* mapped; in cxl_shadow_list */
 
     /*
-     * Pages that hold the backends' bytes (gathered, or all of them when
-     * filled eagerly).  Only those can hold guest writes: a page dirty in
-     * the log but never gathered (KVM reports every page dirty when its
-     * log starts) is skipped, not gathered to be copied back.
-     *
-     * Under @fill_lock, a page is filled if and only if it is present:
-     * the fill thread gathers, marks and places pages under it, and
-     * cxl_shadow_invalidate() drops them and clears their bits under it.
-     * So a thread that holds the lock may copy into a filled page without
-     * faulting, and no fill of bytes gathered before a media change can
-     * land after the copy that refreshes them.  Lock order: BQL, then
-     * @fill_lock; the fill thread takes only the latter.
+     * Pages that hold the backends' bytes: filled means present under
+     * @fill_lock (rule 22), and only filled pages are written back (rule
+     * 24).  Lock order: BQL, then @fill_lock (rule 23).
      */
     unsigned long *filled;
     QemuMutex fill_lock;
 
     /*
-     * Filled pages whose bytes the backends hold as file holes, and of
-     * which the write-back has written nothing since: their backend pages
-     * were never read.  The fill places zeros without reading, and the
-     * write-back neither reads nor writes their chunks of zeros, so that
-     * memory the guest only zeroes costs no page of the backends' files.
-     * Set by the fill with @filled; cleared by the write-back once it
-     * wrote bytes of the page (memory_interleave_scatter() says which), by
-     * a reload, and with @filled.
+     * Filled pages whose backend bytes are file holes, of which nothing
+     * but zeros was written back since ("Holes" in the docs): set by the
+     * fill with @filled, cleared by a write-back of other bytes, by a
+     * reload, and with @filled.
      */
     unsigned long *zero;
     int *target_fd;             /* per entry: fd whose holes are trusted */
     uint64_t *target_fd_offset; /* per entry: file offset of target byte 0 */
 
-    /*
-     * Background write-back (rule 26): every @period_ms the writer thread
-     * looks, without the BQL, for a dirty page among those filled
-     * (@filled_lo to @filled_hi); if there is one, @tick_bh (main loop,
-     * BQL held) hands it a snapshot of the dirty log, unless it still
-     * copies the last one.  Nothing runs in the main loop, and no vCPU
-     * waits, while nothing is written.  A sync point waits for @wb_idle
-     * before it takes its own snapshot, so that no copy of older bytes
-     * lands after it.
-     */
+    /* Background write-back (rule 26) */
     QEMUBH *tick_bh;
     QLIST_ENTRY(CXLShadow) wb_link;     /* in cxl_shadow_writer.shadows */
     bool wb_registered;         /* once live (cxl_shadow_new()) */
     /* under cxl_shadow_writer.lock: */
     bool wb_live;               /* the writer looks */
     bool wb_rearm;              /* a new period, from now */
+    bool wb_heavy;              /* the last copy was heavy: twice the period */
     int64_t wb_next;            /* when it looks next (realtime ms) */
     DirtyBitmapSnapshot *wb_snap;   /* for the writer to copy */
     uint32_t period_ms;         /* x-writeback-period-ms */
@@ -180,30 +138,15 @@ struct CXLShadow {
     uint64_t snapshots;         /* taken by @tick_bh: x-background-snapshots */
     QemuEvent wb_idle;          /* set: the writer holds no snapshot */
 
-    /*
-     * A write-back is taking its snapshot (which drops the BQL) or copying
-     * it: another one of the same shadow waits, under the BQL, until it is
-     * done, so that none returns before bytes an earlier one cleared from
-     * the log are in the backends (cxl_shadow_sync_lock()).
-     */
+    /* one write-back of this shadow at a time (rule 27) */
     bool sync_busy;
     QemuCond sync_cond;
 
     /*
-     * Retired (cxl_shadow_retire()): only devices that still map it
-     * (and vCPUs on their way out) write it, and the backends may change
-     * under it through the next route.  So a retired shadow must write
-     * back the bytes written to it, not every byte of a page that differs
-     * from the backends.  With @wp (the userfaultfd registered for
-     * write-protect faults too), the shadow is write-protected when
-     * retired: the first write to a page faults, the fill thread keeps
-     * the page's bytes in @pristine and lets the write go on; a page
-     * filled after that is kept as placed.  A flush writes back exactly
-     * the bytes that differ from @pristine.  Without @wp, whole pages
-     * (rule 37).  @pristine: page index -> bytes, under @fill_lock.
-     * The first flush after the retirement (@flushed clear) writes back
-     * whole pages that vCPUs dirtied before it, pristine or not: nothing
-     * else has written the backends yet.
+     * Retired: what its late write-back copies (rule 37).  @wp: the
+     * userfaultfd takes write-protect faults too; @armed: write-protected,
+     * first writes keep pages in @pristine (page index -> bytes, under
+     * @fill_lock); @flushed: the first flush is done.
      */
     bool wp;
     bool armed;
@@ -228,8 +171,8 @@ static QLIST_HEAD(, CXLShadow) cxl_shadow_list =
     QLIST_HEAD_INITIALIZER(cxl_shadow_list);
 
 /*
- * The process's two shadow threads, each serving every shadow (rule 26
- * of docs/devel/cxl-interleave.rst): one writer, one fill thread.  Each
+ * The process's two shadow threads, each serving every shadow (rules 23
+ * and 26): one writer, one fill thread.  Each
  * runs while a shadow it serves exists.  Neither takes the BQL, so the
  * main thread may join them while it holds the BQL.
  */
@@ -242,12 +185,7 @@ static struct {
 } cxl_shadow_writer;
 
 static struct {
-    /*
-     * The list, @gen and @busy.  The fill thread polls the userfaultfds
-     * of the shadows listed at generation @seen.  A shadow leaves the list
-     * only once the thread has polled without its userfaultfd (@seen ==
-     * @gen) and is not answering its faults (@busy).
-     */
+    /* the list, @gen and @busy; how a shadow leaves it: rule 23 */
     QemuMutex lock;
     QemuCond cond;      /* @seen or @busy changed */
     QLIST_HEAD(, CXLShadow) shadows;
@@ -295,18 +233,13 @@ static void cxl_shadow_written(const MemoryInterleave *il, unsigned e,
 
 /*
  * Copy the pages @snap has dirty, among those filled, into the backends,
- * and mark the bytes written dirty there.  Needs no BQL: the targets are
- * referenced and their dirty bitmaps are set atomically.
- *
- * A page is looked up in @filled only now, after the snapshot was taken:
- * a TCG store marks its page dirty before it writes, and may then wait in
- * the page's first-touch fault.  memory_region_snapshot_and_clear_dirty()
- * returns only once every vCPU has left the translation block it was in
- * (the TCG listener's log_global_after_sync), so such a store has been
- * filled and made by now, and the page is copied.
+ * and mark the bytes written dirty there; returns the bytes of the pages
+ * copied.  Needs no BQL: the targets are
+ * referenced and their dirty bitmaps are set atomically.  @filled is read
+ * only now, after the snapshot was taken (rule 25).
  */
-static void cxl_shadow_copy_dirty(CXLShadow *sh, DirtyBitmapSnapshot *snap,
-                                  GArray *runs)
+static uint64_t cxl_shadow_copy_dirty(CXLShadow *sh,
+                                      DirtyBitmapSnapshot *snap, GArray *runs)
 {
     uint64_t size = sh->il->size, span = sh->page * CXL_SHADOW_SCAN_PAGES;
     DECLARE_BITMAP(pages, CXL_SHADOW_SCAN_PAGES);
@@ -358,6 +291,7 @@ static void cxl_shadow_copy_dirty(CXLShadow *sh, DirtyBitmapSnapshot *snap,
         trace_cxl_shadow_writeback(memory_region_name(&sh->mr), copied,
                                    written.bytes);
     }
+    return copied;
 }
 
 /*
@@ -442,11 +376,13 @@ static void *cxl_shadow_writer_thread(void *opaque)
         }
         if (copy) {
             DirtyBitmapSnapshot *snap = copy->wb_snap;
+            uint64_t copied;
 
             qemu_mutex_unlock(&cxl_shadow_writer.lock);
-            cxl_shadow_copy_dirty(copy, snap, NULL);
+            copied = cxl_shadow_copy_dirty(copy, snap, NULL);
             g_free(snap);
             qemu_mutex_lock(&cxl_shadow_writer.lock);
+            copy->wb_heavy = copied >= CXL_SHADOW_HEAVY_BYTES;
             copy->wb_snap = NULL;
             qemu_event_set(&copy->wb_idle);
             continue;
@@ -463,7 +399,8 @@ static void *cxl_shadow_writer_thread(void *opaque)
                 sh->wb_next = now + MAX(sh->period_ms, 1);
             }
             if (now >= sh->wb_next) {
-                sh->wb_next = now + MAX(sh->period_ms, 1);
+                sh->wb_next = now + MAX(sh->period_ms, 1) *
+                                    (sh->wb_heavy ? 2 : 1);
                 if (cxl_shadow_maybe_dirty(sh)) {
                     qemu_bh_schedule(sh->tick_bh);
                 }
@@ -1675,8 +1612,9 @@ static void cxl_shadow_init(Object *obj)
                         cxl_shadow_get_period, cxl_shadow_set_period,
                         NULL, NULL);
     object_property_set_description(obj, "x-writeback-period-ms",
-        "Period of the background write-back in milliseconds (at least 1): "
-        "longer periods cost the guest less and delay the backends more");
+        "Period of the background write-back in milliseconds (at least 1), "
+        "doubled after a copy of 16 MiB or more: longer periods cost the "
+        "guest less and delay the backends more");
     object_property_add_uint64_ptr(obj, "x-background-snapshots",
                                    &sh->snapshots, OBJ_PROP_FLAG_READ);
     object_property_set_description(obj, "x-background-snapshots",

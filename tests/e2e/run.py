@@ -597,14 +597,16 @@ def bench_case(opt, label, spec):
 def bench(opt):
     """Each case (LABEL=BUILD[:TAG...]) boots one guest per round, the
     cases interleaved round by round.  A guest's figure is the CXL/DRAM
-    ratio of its own rounds (medians of 3 for write, read and copy; first
-    touch from its first round).  Printed: the MB/s of each guest, then
-    min/median/max of the ratios over the rounds per case."""
+    ratio of its own rounds (medians of 4 for write, read and copy; first
+    touch from its first round, where the CXL node goes first).  Printed:
+    the MB/s of each guest, then min/median/max of the ratios over the
+    rounds per case."""
     builds = opt.bench or ["patched=" + opt.qemu_dir]
     cases = [bench_case(opt, *b.split("=", 1)) for b in builds]
     keys = ("write", "read", "copy", "touch")
     print("e2e bench %s (%s, TCG, %d rounds, cases interleaved; per guest: "
-          "64 MiB loops, 3 rounds of CXL node then DRAM node, write, read, "
+          "64 MiB loops, 4 rounds of both nodes, the CXL node first in odd "
+          "rounds, the DRAM node in even ones; write, read, "
           "copy: medians; touch: first touch of fresh pages, round 1): MB/s"
           % (opt.scenario, opt.arch, opt.rounds))
     for c in cases:
