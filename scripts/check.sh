@@ -275,6 +275,11 @@ tier_e2e() {
         --image "$build/e2e/amd64" --scenario 4hb-4k --quick --stitched
     grep "^skip" "$log_dir/e2e-stitched.log"
     count_log "e2e Linux guest (4hb-4k, stitched)" "$log_dir/e2e-stitched.log"
+    # XOR interleave arithmetic: Linux reads the maps from the CEDT
+    run_py "$log_dir/e2e-xor.log" \
+        "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
+        --image "$build/e2e/amd64" --xor
+    count_log "e2e Linux guest (XOR windows)" "$log_dir/e2e-xor.log"
     run_py "$log_dir/e2e-hotplug.log" \
         "$top/tests/e2e/run.py" --qemu-dir "$qemu_build" \
         --image "$build/e2e/amd64" --hotplug 5

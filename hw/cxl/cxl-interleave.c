@@ -38,6 +38,7 @@
 #include "hw/cxl/cxl_host.h"
 #include "hw/cxl/cxl_interleave.h"
 #include "hw/cxl/cxl_shadow.h"
+#include "hw/cxl/cxl_xor.h"
 #include "hw/pci/pci_bridge.h"
 #include "block/block.h"
 #include "hw/core/cpu.h"
@@ -235,6 +236,12 @@ static MemoryInterleave *cxl_fmw_derive(CXLFixedWindow *fw, hwaddr start,
     uint64_t chunk, nchunks, k, n;
     MemoryInterleave *il;
 
+    if (cxl_fmw_is_xor(fw) && fw->num_targets > 1) {
+        /* its order repeats far beyond a descriptor's period (rule 43) */
+        error_setg(errp, "XOR interleave arithmetic is not served as RAM "
+                   "yet");
+        return NULL;
+    }
     if (!cxl_fmw_probe(fw, start, &t0)) {
         error_setg(errp, "not decoded to static enabled RAM");
         return NULL;
@@ -818,7 +825,11 @@ static void cxl_fmw_plan(CXLFixedWindow *fw, GArray *cuts, CXLFMWPlan *plan)
             } else {
                 trace_cxl_fmw_mmio(fw->index, from - fw->base, to - from,
                                    error_get_pretty(err));
-                error_free(err);
+                if (cxl_fmw_is_xor(fw) && fw->num_targets > 1) {
+                    cxl_fmw_warn_once(r, "served by the MMIO decode", err);
+                } else {
+                    error_free(err);
+                }
             }
             from = to;
             if (from >= end) {

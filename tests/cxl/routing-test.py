@@ -36,8 +36,9 @@ import zlib
 from cxltest import qtest as cq
 from cxltest import scenario_cli
 
-from cxltest import (DEV_SIZE, CHECK_BYTES, TARGET_PAGE, Failure, Step,
-                     MapCountAtLeast, Switch, Topology, Rig, check, pattern)
+from cxltest import (DEV_SIZE, CHECK_BYTES, MACHINES, TARGET_PAGE, Failure,
+                     MapCountAtLeast, Step, Switch, Topology, Rig, check,
+                     pattern)
 from cxltest.scenario import (WRITER_PARAMS, check_writer_buffer,
                               destination, elf_loads, files_equal,
                               mailbox_of, moved_topology, probe_bytes, q64,
@@ -1364,6 +1365,102 @@ def run_shadow(rig, rng):
         rig.differential(rng)
 
 
+XOR_NOT_RAM = "XOR interleave arithmetic is not served as RAM yet"
+
+
+def run_xor(rig, rng):
+    """A window with XOR arithmetic: every byte written through it is in
+    the backend and at the DPA the independent model puts it (bit i of the
+    host bridge's position: the parity of the address under map i; modulo
+    below), a layout modulo would not give; the MMIO decode serves it,
+    said once; uncommitted and committed again, the same."""
+    q, t = rig.q, rig.topo
+    g = t.min_granule()
+    modulo = Topology.__new__(Topology)
+    modulo.__dict__.update(t.__dict__, xor_maps=None)
+    check(any(t.route(rig.base, o) != modulo.route(rig.base, o)
+              for o in range(0, CHECK_BYTES, g)),
+          "the XOR maps place the checked bytes as modulo would: this run "
+          "proves nothing")
+    with Step("committed"):
+        rig.kind = "mmio"
+        place_and_check(rig, 1)
+        check(q.stderr().count(XOR_NOT_RAM) == 1, "the MMIO route of an XOR "
+              "window was not said once: %r" % q.stderr()[-500:])
+    with Step("uncommitted, committed again"):
+        rig.unprogram()
+        place_and_check(rig, 2)
+        check(q.stderr().count(XOR_NOT_RAM) == 1, "said more than once")
+
+
+# (-M cxl-fmw.0 options after four targets and the size, what QEMU must
+# say): four host bridges at 256 B take two maps, bits 8 and 9 theirs
+XOR_BAD = [
+    (",cxl-fmw.0.xor-maps.0=0x100",
+     "xor-maps needs interleave-arithmetic=xor"),
+    (",cxl-fmw.0.interleave-arithmetic=xor,cxl-fmw.0.xor-maps.0=0x1100",
+     "needs 2 XOR maps, not 1"),
+    (",cxl-fmw.0.interleave-arithmetic=xor,cxl-fmw.0.xor-maps.0=0x180,"
+     "cxl-fmw.0.xor-maps.1=0x200",
+     "names address bits below the interleave granularity (bit 8)"),
+    (",cxl-fmw.0.interleave-arithmetic=xor,cxl-fmw.0.xor-maps.0=0x300,"
+     "cxl-fmw.0.xor-maps.1=0x200",
+     "XOR map 0 (0x300) must have bit 8 set and no other bit from 8 to 9"),
+    (",cxl-fmw.0.interleave-arithmetic=xor,cxl-fmw.0.xor-maps.0=0x100,"
+     "cxl-fmw.0.xor-maps.1=0x10000000000200",
+     "names address bits above bit 51"),
+    (",cxl-fmw.0.interleave-arithmetic=xor,cxl-fmw.0.xor-maps.0=0x100,"
+     "cxl-fmw.0.xor-maps.1=0x200,cxl-fmw.0.xor-maps.2=0x400",
+     "needs 2 XOR maps, not 3"),
+]
+
+
+def run_xor_bad_maps(qemu_dir):
+    """XOR windows QEMU must refuse, each with its reason, before the
+    machine runs: maps without XOR, too few or too many maps, bits below
+    the granule or above bit 51, two host-bridge-selecting bits in one
+    map, XOR over 3 host bridges, two XOR windows of one granularity with
+    different maps (one CXIMS for both)."""
+    m = MACHINES["q35"]
+    binary = os.path.join(qemu_dir, m["binary"])
+    pxb = []
+    for h in range(4):
+        pxb += ["-device", "pxb-cxl,bus_nr=%d,bus=pcie.0,id=cxl.%d"
+                % (16 + 32 * h, h)]
+
+    def refused(fmw, want):
+        args = [binary, "-display", "none", "-nodefaults", "-S",
+                "-machine", "q35,cxl=on", "-m", "256M"] + pxb + ["-M", fmw]
+        try:
+            p = subprocess.run(args, stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=20)
+        except subprocess.TimeoutExpired:
+            raise Failure("QEMU started with %s (expected: %s)" % (fmw, want))
+        check(p.returncode != 0 and want in p.stderr,
+              "with %s QEMU exited %d saying %r, expected %r"
+              % (fmw, p.returncode, p.stderr.strip()[-300:], want))
+
+    four = ("cxl-fmw.0.targets.0=cxl.0,cxl-fmw.0.targets.1=cxl.1,"
+            "cxl-fmw.0.targets.2=cxl.2,cxl-fmw.0.targets.3=cxl.3,"
+            "cxl-fmw.0.size=1G")
+    for opts, want in XOR_BAD:
+        with Step(want):
+            refused(four + opts, want)
+    with Step("3 host bridges"):
+        refused("cxl-fmw.0.targets.0=cxl.0,cxl-fmw.0.targets.1=cxl.1,"
+                "cxl-fmw.0.targets.2=cxl.2,cxl-fmw.0.size=768M,"
+                "cxl-fmw.0.interleave-arithmetic=xor",
+                "XOR interleave arithmetic over 3 host bridges is not "
+                "emulated")
+    with Step("two windows, one granularity, different maps"):
+        refused("cxl-fmw.0.targets.0=cxl.0,cxl-fmw.0.targets.1=cxl.1,"
+                "cxl-fmw.0.size=1G,cxl-fmw.0.interleave-arithmetic=xor,"
+                "cxl-fmw.1.targets.0=cxl.2,cxl-fmw.1.targets.1=cxl.3,"
+                "cxl-fmw.1.size=1G,cxl-fmw.1.interleave-arithmetic=xor,"
+                "cxl-fmw.1.xor-maps.0=0x100",
+                "share the CEDT's maps for it, but map 0 differs")
+
+
 def run_kvm_migration(rig, rng):
     """The migration scenario with KVM as the accelerator (vCPUs never
     run: -S), data preloaded through the window; vm.max_map_count raised
@@ -1509,6 +1606,19 @@ def main():
     # a guest (arm64 virt, TCG) that writes into the window
     writer = ["-bios", os.path.join(opt.guest_dir, "writer-aarch64.bin"),
               "-S"]
+    # XOR interleave arithmetic at the window: default and given maps,
+    # with and without host-bridge interleave below it
+    run("q35-xor-2hb-4k", "q35", [[None]] * 2, run_xor, gw=4096, xor=True)
+    run("q35-xor-4hb-256", "q35", [[None]] * 4, run_xor, gw=256,
+        xor=[1 << 8 | 1 << 12 | 1 << 17, 1 << 9 | 1 << 13 | 1 << 21])
+    run("virt-xor-2hb2rp-1k", "virt", [[None] * 2] * 2, run_xor, gw=1024,
+        ghb=2048, gep=1024, xor=True)
+    run("virt-xor-4hb-16k", "virt", [[None]] * 4, run_xor, gw=16384,
+        xor=[1 << 14 | 1 << 18 | 1 << 22, 1 << 15 | 1 << 19 | 1 << 23])
+    # (a rig for the runner; the scenario starts QEMUs of its own)
+    runner.run("q35-xor-bad-maps", lambda tmp: Rig(
+        opt.qemu_dir, "q35", Topology(tmp, [[None]], 4096)),
+        lambda _: run_xor_bad_maps(opt.qemu_dir))
     for machine in ("q35", "virt"):
         run("%s-pmem-256" % machine, machine, [[None] * 4], run_pmem_subpage,
             backend="file-pmem", gw=256, ghb=256, gep=256)

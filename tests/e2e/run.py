@@ -55,6 +55,12 @@ SCENARIOS = [
     ("4hb-256", [[None]] * 4, 256, None, 256),
     ("1hb4rp-default", [[None] * 4], 256, 256, 256),
 ]
+# XOR interleave arithmetic at the window, one device per host bridge:
+# name, host bridges, granule, XOR maps (True: QEMU's default maps)
+XOR_SCENARIOS = [
+    ("2hb-xor-4k", [[None]] * 2, 4096, True),
+    ("4hb-xor-256", [[None]] * 4, 256, True),
+]
 
 
 def fnv1a(data):
@@ -200,6 +206,17 @@ class Guest:
         check(sorted(targets) == sorted(port_order) and
               len(targets) == len(eps), "region targets %s are not the "
               "memdevs %s" % (targets, port_order))
+        if t.xor_maps is not None:
+            # one device per host bridge: the model names the device of
+            # every granule; Linux must have put at position p the device
+            # of the host bridge the maps give base + p granules
+            for p, m in enumerate(targets):
+                ep, _ = t.route(self.base, p * t.gw)
+                check(eps[port_order.index(m)] is ep, "region position %d "
+                      "holds %s, under another host bridge than the XOR "
+                      "maps give (%s)" % (p, m, ep.name))
+            self.moved = {}
+            return
         self.moved = {eps[p]: eps[port_order.index(m)]
                       for p, m in enumerate(targets)}
 
@@ -491,6 +508,9 @@ def main():
                     help="make run: the default-granularity region served "
                     "as RAM and by the MMIO decode, the 4 KiB layout beside "
                     "it, bandwidth side by side")
+    ap.add_argument("--xor", action="store_true",
+                    help="the XOR-arithmetic windows: region online over "
+                    "each, the guest's pattern where the XOR model puts it")
     ap.add_argument("--brief", action="store_true",
                     help="one short guest: regions online, the window RAM, "
                     "bandwidth, the pattern in the backends")
@@ -511,6 +531,8 @@ def main():
         return demo(opt)
     if opt.brief:
         return brief(opt)
+    if opt.xor:
+        return xor(opt)
     if opt.bench is not None:
         return bench(opt)
     passed = failed = 0
@@ -683,10 +705,16 @@ def demo_guest(qemu_dir, image, name, log, route="auto", arch="x86_64",
     """One guest in demo mode (e2e.demo=1): regions created and onlined,
     numactl -H, bandwidth on the CXL and DRAM nodes, a 1 MiB pattern
     checked word by word in the backend files.  Returns what it saw."""
-    _, hbs, gw, ghb, gep = [x for x in SCENARIOS if x[0] == name][0]
+    xor = [x for x in XOR_SCENARIOS if x[0] == name]
+    if xor:
+        _, hbs, gw, maps = xor[0]
+        ghb, gep = None, gw
+    else:
+        _, hbs, gw, ghb, gep = [x for x in SCENARIOS if x[0] == name][0]
+        maps = None
     tmp = tempfile.mkdtemp(prefix="cxl-e2e-demo-")
     topo = Topology(tmp, hbs, gw, ghb, None, gep, dev_size=512 << 20,
-                    hb_props=",hdm_for_passthrough=on")
+                    hb_props=",hdm_for_passthrough=on", xor=maps)
     res, g, t0 = {"numa": [], "gran": gep}, None, time.time()
     say = lambda s: log("  [%5.1fs] %s" % (time.time() - t0, s))  # noqa
     try:
@@ -762,6 +790,33 @@ def demo_guest(qemu_dir, image, name, log, route="auto", arch="x86_64",
         if g:
             g.q.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def xor(opt):
+    """--xor: a guest per XOR scenario creates its region over an XOR
+    window (the maps read from the CEDT's CXIMS by Linux's cxl_acpi),
+    onlines it, and writes its pattern: every word is in the backend file
+    the independent XOR model names.  The window is on the MMIO decode."""
+    passed = failed = 0
+    for name, hbs, gw, _ in XOR_SCENARIOS:
+        if opt.scenario not in name:
+            continue
+        print("e2e %s (%s, TCG)" % (name, opt.arch), flush=True)
+        t0 = time.time()
+        try:
+            r = demo_guest(opt.qemu_dir, opt.image, name,
+                           lambda s: print(s, flush=True), arch=opt.arch,
+                           bios=opt.bios)
+            check(r.get("served") == "i/o", "XOR window served as %s, "
+                  "expected the MMIO decode" % r.get("served"))
+            check(r.get("words", 0) > 0, "no pattern word checked")
+            passed += 1
+            print("ok   %s %.0fs" % (name, time.time() - t0), flush=True)
+        except (Failure, RuntimeError, OSError, KeyError, ValueError) as e:
+            failed += 1
+            print("FAIL %s %s" % (name, e), flush=True)
+    report(passed, failed)
+    return 1 if failed or not passed else 0
 
 
 def brief(opt):

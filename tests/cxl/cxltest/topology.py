@@ -34,10 +34,12 @@ class Topology:
     """hbs: one list per host bridge, one entry per root port: None for a
     type-3 device, an int k for a switch with k downstream ports each
     holding a type-3 device.  Window granule gw over all host bridges;
-    host bridge decoders granule ghb, switch decoders gsw, endpoints gep."""
+    host bridge decoders granule ghb, switch decoders gsw, endpoints gep.
+    xor: the window picks host bridges with XOR arithmetic, with maps
+    @xor (a list of ints), or QEMU's default maps (True)."""
 
     def __init__(self, tmp, hbs, gw, ghb=None, gsw=None, gep=None,
-                 backend="file", dev_size=None, hb_props=""):
+                 backend="file", dev_size=None, hb_props="", xor=None):
         """@tmp: the directory for the backend files (None: a new one;
         a Rig used as a context manager removes it)."""
         if tmp is None:
@@ -78,6 +80,15 @@ class Topology:
         self.args += ["-M", "%s,cxl-fmw.0.size=%dM,"
                       "cxl-fmw.0.interleave-granularity=%d"
                       % (targets, self.size >> 20, gw)]
+        self.xor_maps = None
+        if xor is not None:
+            self.args[-1] += ",cxl-fmw.0.interleave-arithmetic=xor"
+            if xor is True:
+                self.xor_maps = xor_default_maps(len(self.hbs), gw, self.size)
+            else:
+                self.xor_maps = list(xor)
+                self.args[-1] += "".join(",cxl-fmw.0.xor-maps.%d=0x%x" % m
+                                         for m in enumerate(xor))
 
     def _ep(self, port):
         i = len(self.eps)
@@ -130,12 +141,30 @@ class Topology:
         address (modulo arithmetic for 3/6/12 ways), endpoints with the
         offset in their decoder."""
         hpa = base + off
-        _, ports = self.hbs[(hpa // self.gw) % len(self.hbs)]
+        if self.xor_maps is not None:
+            # XOR arithmetic: bit i of the position is the parity of the
+            # address under map i (CXL 3.0, CXIMS)
+            h = sum((bin(hpa & m).count("1") & 1) << i
+                    for i, m in enumerate(self.xor_maps))
+        else:
+            h = (hpa // self.gw) % len(self.hbs)
+        _, ports = self.hbs[h]
         node = ports[(hpa // self.ghb) % len(ports)]
         if isinstance(node, Switch):
             node = node.dsps[(hpa // self.gsw) % len(node.dsps)]
         g, n = self.gep, self.ways
         return node, (off // (g * n)) * g + off % g
+
+
+def xor_default_maps(ways, gw, size):
+    """The XOR maps QEMU gives a window of @ways host bridges at granule
+    @gw and @size bytes without xor-maps, as its user guide states them:
+    map i holds address bits g + i, g + i + n, g + i + 2n... below the
+    window size's highest bit (and bit 52), g the granule's bit, n the
+    number of maps."""
+    n, g = ways.bit_length() - 1, gw.bit_length() - 1
+    top = min(size.bit_length() - 1, 52)
+    return [sum(1 << b for b in range(g + i, top, n)) for i in range(n)]
 
 
 def pattern(off, size, tag):
