@@ -115,8 +115,9 @@ check-cxl-full: qemu
 	@scripts/check.sh cxl-full
 
 # The decoder fuzzer: 1M register writes per machine (about 10 minutes
-# each), a random seed each run (printed; --seed replays it).  fuzz-asan
-# runs it against an ASan/UBSan build of the x86_64 emulator.
+# each), a random seed each run (printed; --seed replays it), then a tenth
+# of that on an XOR window.  fuzz-asan runs it against an ASan/UBSan build
+# of the x86_64 emulator.
 FUZZ_OPS         ?= 1000000
 ASAN_BUILD       := $(BUILD)/asan
 
@@ -125,6 +126,8 @@ fuzz: qemu
 	    --machine q35 --ops $(FUZZ_OPS)
 	@$(PY) tests/cxl/fuzz-decoders.py --qemu-dir $(QEMU_BUILD) \
 	    --machine virt --ops $(FUZZ_OPS)
+	@$(PY) tests/cxl/fuzz-decoders.py --qemu-dir $(QEMU_BUILD) \
+	    --machine q35 --ops $$(($(FUZZ_OPS) / 10)) --xor
 
 # Linux guest e2e (x86_64 q35 and arm64 virt, TCG): trixie kernels and
 # tools unpacked from .debs into an initramfs (tests/e2e/), CXL regions

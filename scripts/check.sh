@@ -239,6 +239,10 @@ tier_fuzz() {
             --machine $m --ops 10000 --seed 20261125
         count_log "cxl decoder fuzz ($m, 10k)" "$log_dir/fuzz-$m.log"
     done
+    run_py "$log_dir/fuzz-xor.log" \
+        "$top/tests/cxl/fuzz-decoders.py" --qemu-dir "$qemu_build" \
+        --machine q35 --ops 10000 --seed 20261208 --xor
+    count_log "cxl decoder fuzz (q35, XOR window, 10k)" "$log_dir/fuzz-xor.log"
 }
 
 # Tier 7: memory hotplug cycles next to a committed CXL window (make

@@ -16,7 +16,12 @@ occasional system_reset.  After every batch it checks that:
     (x-ram off) read the same bytes, and bytes written through the RAM
     route are read back through the MMIO decode: no misroute.
 
+With --xor the window picks its host bridge with XOR arithmetic (QEMU's
+default maps): it must stay on the MMIO decode through every batch, and
+the decode must neither abort nor misroute.
+
 Usage: fuzz-decoders.py --qemu-dir BUILD [--ops N] [--seed S] [--machine M]
+       [--xor]
 A finding prints the seed and the op count to replay it.
 """
 
@@ -118,6 +123,8 @@ class Fuzzer:
                 pass
         kind = rig.served_as()          # checks coverage of the window
         self.stats["ram_batches"] += kind != "mmio"
+        check(not rig.topo.xor_maps or kind == "mmio", "an XOR window is "
+              "served as %s" % kind)
         g = 4096
         offs = []
         for _ in range(24):
@@ -162,6 +169,8 @@ def main():
     ap.add_argument("--batch", type=int, default=2000)
     ap.add_argument("--reset-every", type=int, default=50000)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--xor", action="store_true",
+                    help="XOR interleave arithmetic at the window")
     ap.add_argument("--granule", type=int, default=0,
                     help="the topology's granule (default: from the seed)")
     opt = ap.parse_args()
@@ -171,12 +180,14 @@ def main():
     # the granule of the correct programming: sub-page ones are served
     # through write-back shadows, which must agree with the decode too
     gran = opt.granule or rng.choice([256, 1024, 4096])
-    topo = Topology(tmp, [[None] * 2] * 2, gran, 2 * gran, None, gran)
+    topo = Topology(tmp, [[None] * 2] * 2, gran, 2 * gran, None, gran,
+                    xor=True if opt.xor else None)
     rig = Rig(opt.qemu_dir, opt.machine, topo)
     fz = Fuzzer(rig, rng)
     t0, done, err = time.time(), 0, None
-    print("fuzz-decoders: %s, seed %d, %d ops, granule %d"
-          % (opt.machine, seed, opt.ops, gran), flush=True)
+    print("fuzz-decoders: %s%s, seed %d, %d ops, granule %d"
+          % (opt.machine, ", XOR window" if opt.xor else "", seed, opt.ops,
+             gran), flush=True)
     try:
         rig.program()
         while done < opt.ops:
@@ -210,7 +221,7 @@ def main():
     if rc:
         err = (err or "after %d ops (seed %d)" % (done, seed)) + \
             "; QEMU exited %d: %s" % (rc, log.strip()[-4000:])
-    if not err and not fz.stats["ram_batches"]:
+    if not err and not fz.stats["ram_batches"] and not opt.xor:
         err = "no batch ever checked a RAM route (seed %d)" % seed
     if err:
         print("FAIL " + err)
