@@ -399,10 +399,13 @@ static void *cxl_shadow_writer_thread(void *opaque)
                 sh->wb_next = now + MAX(sh->period_ms, 1);
             }
             if (now >= sh->wb_next) {
-                sh->wb_next = now + MAX(sh->period_ms, 1) *
-                                    (sh->wb_heavy ? 2 : 1);
+                /* 64 bits: a period may be 49 days, doubled */
+                sh->wb_next = now + ((int64_t)MAX(sh->period_ms, 1) <<
+                                     sh->wb_heavy);
                 if (cxl_shadow_maybe_dirty(sh)) {
                     qemu_bh_schedule(sh->tick_bh);
+                } else {
+                    sh->wb_heavy = false;   /* nothing written: 20 ms again */
                 }
             }
             wait = wait < 0 ? sh->wb_next - now
@@ -1000,8 +1003,13 @@ static bool cxl_shadow_fill_ahead(CXLShadow *sh)
 {
     uint64_t p = find_next_zero_bit(sh->filled, sh->ahead_end, sh->ahead);
 
-    /* a retired shadow fills what its holders touch, no more */
+    /*
+     * A retired shadow fills what its holders touch, no more: its region
+     * may be on its way out (finalized before the shadow leaves the fill
+     * thread).
+     */
     if (p >= sh->ahead_end || qatomic_read(&sh->armed) ||
+        !qatomic_read(&sh->live) ||
         qatomic_read(&sh->fill_epoch) != sh->ahead_epoch) {
         sh->ahead = sh->ahead_end;
         return false;
@@ -1148,11 +1156,7 @@ static bool cxl_shadow_filler_add(CXLShadow *sh, Error **errp)
     }
     qemu_mutex_lock(&cxl_shadow_filler.lock);
     if (QLIST_EMPTY(&cxl_shadow_filler.shadows)) {
-        if (!g_unix_open_pipe(cxl_shadow_filler.wake, FD_CLOEXEC, NULL) ||
-            !g_unix_set_fd_nonblocking(cxl_shadow_filler.wake[0], true,
-                                       NULL) ||
-            !g_unix_set_fd_nonblocking(cxl_shadow_filler.wake[1], true,
-                                       NULL)) {
+        if (pipe2(cxl_shadow_filler.wake, O_CLOEXEC | O_NONBLOCK) < 0) {
             error_setg_errno(errp, errno,
                              "cannot make the fill thread's pipe");
             qemu_mutex_unlock(&cxl_shadow_filler.lock);
@@ -1366,7 +1370,7 @@ void cxl_shadow_retire(CXLShadow *sh)
     sh->wb_live = false;
     qemu_mutex_unlock(&cxl_shadow_writer.lock);
     QLIST_REMOVE(sh, link);
-    sh->live = false;
+    qatomic_set(&sh->live, false);     /* the fill thread reads it */
     /* the next route may write the backends: holes are holes no more */
     bitmap_zero(sh->zero, sh->il->size / sh->page);
     if (sh->wp) {

@@ -43,18 +43,19 @@ static unsigned cxl_fmw_gran_bit(const CXLFixedWindow *fw)
 }
 
 /*
- * The default maps: every address bit from the granularity up to the
- * window's size folded onto the position bits, bit gran + i + k * ways'
- * log2 into map i, so that consecutive sets of granules rotate their
- * order over the host bridges as real platforms' maps do.
+ * The default maps (rule 43): map i folds address bits gran + i + 4k,
+ * up to bit 51, onto position bit i, so that consecutive sets of granules
+ * change their order over the host bridges, as platforms' maps do.  The
+ * stride is the most maps a window has: map i is the same for every
+ * window of the granularity, whatever its ways and size, as the one
+ * CXIMS of that granularity needs.
  */
 static uint64_t cxl_fmw_xor_default_map(const CXLFixedWindow *fw, unsigned i)
 {
-    unsigned n = cxl_fmw_xor_nr_maps(fw), top = MIN(63 - clz64(fw->size),
-                                                    CXL_HPA_BITS);
     uint64_t map = 0;
 
-    for (unsigned b = cxl_fmw_gran_bit(fw) + i; b < top; b += n) {
+    for (unsigned b = cxl_fmw_gran_bit(fw) + i; b < CXL_HPA_BITS;
+         b += CXL_FMW_MAX_XORMAPS) {
         map |= 1ULL << b;
     }
     return map;

@@ -1420,7 +1420,8 @@ def run_xor_bad_maps(qemu_dir):
     machine runs: maps without XOR, too few or too many maps, bits below
     the granule or above bit 51, two host-bridge-selecting bits in one
     map, XOR over 3 host bridges, two XOR windows of one granularity with
-    different maps (one CXIMS for both)."""
+    different maps (one CXIMS for both); and a window of 257 targets.
+    Two XOR windows of one granularity with QEMU's default maps start."""
     m = MACHINES["q35"]
     binary = os.path.join(qemu_dir, m["binary"])
     pxb = []
@@ -1446,12 +1447,40 @@ def run_xor_bad_maps(qemu_dir):
     for opts, want in XOR_BAD:
         with Step(want):
             refused(four + opts, want)
+    with Step("257 targets"):
+        # an 8-bit count wrapped to 1 once; the names overran their array
+        refused(",".join("cxl-fmw.0.targets.%d=cxl.%d" % (i, i % 4)
+                         for i in range(257)) + ",cxl-fmw.0.size=1G",
+                "has at most 16 targets, not 257")
     with Step("3 host bridges"):
         refused("cxl-fmw.0.targets.0=cxl.0,cxl-fmw.0.targets.1=cxl.1,"
                 "cxl-fmw.0.targets.2=cxl.2,cxl-fmw.0.size=768M,"
                 "cxl-fmw.0.interleave-arithmetic=xor",
                 "XOR interleave arithmetic over 3 host bridges is not "
                 "emulated")
+    with Step("two windows, one granularity, default maps"):
+        # of 2 and 4 host bridges, 1 and 2 GiB: QEMU's default maps of one
+        # granularity agree (one CXIMS), so QEMU starts
+        args = [binary, "-display", "none", "-nodefaults", "-S",
+                "-machine", "q35,cxl=on", "-m", "256M"] + pxb + [
+                "-M", "cxl-fmw.0.targets.0=cxl.0,cxl-fmw.0.targets.1=cxl.1,"
+                "cxl-fmw.0.size=1G,cxl-fmw.0.interleave-arithmetic=xor,"
+                "cxl-fmw.1.targets.0=cxl.0,cxl-fmw.1.targets.1=cxl.1,"
+                "cxl-fmw.1.targets.2=cxl.2,cxl-fmw.1.targets.3=cxl.3,"
+                "cxl-fmw.1.size=2G,cxl-fmw.1.interleave-arithmetic=xor"]
+        p = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True)
+        try:
+            p.wait(timeout=3)
+            raise Failure("two XOR windows with default maps: QEMU exited "
+                          "%d: %s" % (p.returncode, p.stderr.read().strip()))
+        except subprocess.TimeoutExpired:
+            pass                # running: both windows were taken
+        finally:
+            p.kill()
+            p.wait()
+            p.stderr.close()
     with Step("two windows, one granularity, different maps"):
         refused("cxl-fmw.0.targets.0=cxl.0,cxl-fmw.0.targets.1=cxl.1,"
                 "cxl-fmw.0.size=1G,cxl-fmw.0.interleave-arithmetic=xor,"

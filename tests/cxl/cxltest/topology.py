@@ -84,7 +84,7 @@ class Topology:
         if xor is not None:
             self.args[-1] += ",cxl-fmw.0.interleave-arithmetic=xor"
             if xor is True:
-                self.xor_maps = xor_default_maps(len(self.hbs), gw, self.size)
+                self.xor_maps = xor_default_maps(len(self.hbs), gw)
             else:
                 self.xor_maps = list(xor)
                 self.args[-1] += "".join(",cxl-fmw.0.xor-maps.%d=0x%x" % m
@@ -156,15 +156,13 @@ class Topology:
         return node, (off // (g * n)) * g + off % g
 
 
-def xor_default_maps(ways, gw, size):
+def xor_default_maps(ways, gw):
     """The XOR maps QEMU gives a window of @ways host bridges at granule
-    @gw and @size bytes without xor-maps, as its user guide states them:
-    map i holds address bits g + i, g + i + n, g + i + 2n... below the
-    window size's highest bit (and bit 52), g the granule's bit, n the
-    number of maps."""
+    @gw without xor-maps, as its user guide states them: map i holds
+    address bits g + i, g + i + 4, g + i + 8... up to bit 51, g the
+    granule's bit, one map per power of two of @ways."""
     n, g = ways.bit_length() - 1, gw.bit_length() - 1
-    top = min(size.bit_length() - 1, 52)
-    return [sum(1 << b for b in range(g + i, top, n)) for i in range(n)]
+    return [sum(1 << b for b in range(g + i, 52, 4)) for i in range(n)]
 
 
 def pattern(off, size, tag):
