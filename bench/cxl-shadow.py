@@ -39,7 +39,7 @@ import tempfile
 import time
 
 from cxltest import qtest as cq
-from cxltest import Rig, Topology
+from cxltest import Rig, Topology, fs_type
 
 WRITER_PARAMS = 0x44000000
 WARM = 200      # probes counted as the warm-up of the delay figure
@@ -172,19 +172,6 @@ def flush(qemu_dir):
         took = time.perf_counter() - t0
         rig.q.qmp("cont")
         return size / took / 1e6, took * 1000
-
-
-def fs_type(path):
-    """The file system type /proc/mounts gives for @path."""
-    best, kind = "", "?"
-    path = os.path.realpath(path)
-    with open("/proc/mounts") as f:
-        for line in f:
-            mnt, typ = line.split()[1:3]
-            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and \
-                    len(mnt) >= len(best):
-                best, kind = mnt, typ
-    return kind
 
 
 def cpu_seconds(pid):

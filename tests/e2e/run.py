@@ -34,7 +34,7 @@ import tempfile
 import time
 
 from cxltest import qtest as cq
-from cxltest import Failure, MaxMapCount, Topology, check, report
+from cxltest import Failure, MaxMapCount, Topology, check, fs_type, report
 from guide import GuideError, guide_cmdline, guide_guest_commands
 
 MAGIC = 0x5a5a000000000000
@@ -583,19 +583,6 @@ def main():
     return 1 if failed or not (passed or skipped) else 0
 
 
-def fs_type(path):
-    """The file system type /proc/mounts gives for @path."""
-    best, kind = "", "?"
-    path = os.path.realpath(path)
-    with open("/proc/mounts") as f:
-        for line in f:
-            mnt, typ = line.split()[1:3]
-            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and \
-                    len(mnt) >= len(best):
-                best, kind = mnt, typ
-    return kind
-
-
 def bench_case(opt, label, spec):
     """LABEL=BUILD[:TAG...] -> a dict saying how to run the case."""
     build, *tags = spec.split(":")
@@ -643,8 +630,9 @@ def bench(opt):
     for rnd in range(opt.rounds):
         for c in cases:
             sc = c["scenario"]
-            name, hbs, gw, ghb, gep = ([x for x in SCENARIOS if x[0] == sc] or
-                                       [x for x in SCENARIOS if sc in x[0]])[0]
+            name, hbs, gw, ghb, gep = (
+                [x for x in SCENARIOS if x[0] == sc] or
+                [x for x in SCENARIOS if sc in x[0]])[0]
             r = run(c["build"], opt.image, name, hbs, gw, ghb, gep, True,
                     lambda s: None, bench=True, stitched=c["stitched"],
                     arch=opt.arch, tmpdir=c["tmpdir"],

@@ -1,9 +1,24 @@
 """Host settings the tests change, and put back: vm.max_map_count (one
 host mapping per run of chunks of a stitched window counts against it).
 Writing it needs root; where it cannot be written the tests and
-benchmarks say so and go on."""
+benchmarks say so and go on.  And what the host's file systems are."""
+
+import os
 
 MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
+
+
+def fs_type(path):
+    """The file system type /proc/mounts gives for @path."""
+    best, kind = "", "?"
+    path = os.path.realpath(path)
+    with open("/proc/mounts") as f:
+        for line in f:
+            mnt, typ = line.split()[1:3]
+            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and \
+                    len(mnt) >= len(best):
+                best, kind = mnt, typ
+    return kind
 
 
 def max_map_count():
