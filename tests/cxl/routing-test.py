@@ -1368,12 +1368,86 @@ def run_shadow(rig, rng):
 XOR_NOT_RAM = "XOR interleave arithmetic is not served as RAM yet"
 
 
+def bswap32(v):
+    return struct.unpack("<I", struct.pack(">I", v))[0]
+
+
+def fw_cfg_read(q, select, size, buf=0x100000):
+    """@size bytes of q35's fw_cfg item @select, through its DMA interface
+    (port 0x514; big-endian descriptor and address halves), by way of
+    guest RAM at @buf."""
+    dst = buf + 0x1000
+    q.write(buf, struct.pack(">IIQ", select << 16 | 0x08 | 0x02, size, dst))
+    # the guest writes the address big-endian: outl's value is swapped
+    q.cmd("outl 0x514 0x%x" % bswap32(buf >> 32))
+    q.cmd("outl 0x518 0x%x" % bswap32(buf & 0xffffffff))
+    ctl, = struct.unpack(">I", q.read(buf, 4))
+    check(ctl == 0, "fw_cfg DMA of item 0x%x failed (control 0x%x)"
+          % (select, ctl))
+    return q.b64read(dst, size) if size else b""
+
+
+def acpi_table(q, sig):
+    """The ACPI table @sig as QEMU's fw_cfg file etc/acpi/tables holds it
+    (q35), parsed from the file directory (item 0x19) up."""
+    count, = struct.unpack(">I", fw_cfg_read(q, 0x19, 4))
+    files = fw_cfg_read(q, 0x19, 4 + 64 * count)[4:]
+    for i in range(count):
+        size, sel = struct.unpack(">IH", files[64 * i:64 * i + 6])
+        name = files[64 * i + 8:64 * i + 64].split(b"\0")[0]
+        if name == b"etc/acpi/tables":
+            blob = fw_cfg_read(q, sel, size)
+            at = blob.find(sig)
+            check(at >= 0, "no %s table in etc/acpi/tables" % sig)
+            length, = struct.unpack("<I", blob[at + 4:at + 8])
+            return blob[at:at + length]
+    raise Failure("no etc/acpi/tables in fw_cfg")
+
+
+def check_cedt_xor(rig):
+    """The CEDT, read and parsed here (CXL 3.0 9.17.1): the window's CFMWS
+    says XOR arithmetic (1), and one CXIMS of its granularity lists the
+    topology's maps."""
+    t, q = rig.topo, rig.q
+    cedt = acpi_table(q, b"CEDT")
+    enc_gran = (t.gw >> 8).bit_length() - 1
+    cfmws, cxims, off = [], [], 36
+    while off + 4 <= len(cedt):
+        typ, length = cedt[off], struct.unpack("<H", cedt[off + 2:off + 4])[0]
+        check(length >= 4, "CEDT structure of length %d" % length)
+        s = cedt[off:off + length]
+        if typ == 1:
+            base, size = struct.unpack("<QQ", s[8:24])
+            eniw, arith = s[24], s[25]
+            hbig, = struct.unpack("<I", s[28:32])
+            cfmws.append((base, size, eniw, arith, hbig))
+        elif typ == 2:
+            hbig, nib = s[6], s[7]
+            cxims.append((hbig, list(struct.unpack("<%dQ" % nib,
+                                                   s[8:8 + 8 * nib]))))
+        off += length
+    win = [c for c in cfmws if c[0] == rig.base]
+    check(len(win) == 1, "no CFMWS at the window's base 0x%x: %s"
+          % (rig.base, cfmws))
+    _, size, eniw, arith, hbig = win[0]
+    check(arith == 1 and hbig == enc_gran and size == t.size and
+          1 << eniw == len(t.hbs), "CFMWS of the XOR window: arithmetic "
+          "%d, granularity %d, ways 2^%d, size 0x%x" % (arith, hbig, eniw,
+                                                        size))
+    mine = [m for g, m in cxims if g == enc_gran]
+    check(len(mine) == 1 and mine[0] == t.xor_maps, "CXIMS of granularity "
+          "%d: %s, the window's maps are %s" % (enc_gran, cxims,
+                                                [hex(m) for m in t.xor_maps]))
+
+
 def run_xor(rig, rng):
-    """A window with XOR arithmetic: every byte written through it is in
-    the backend and at the DPA the independent model puts it (bit i of the
-    host bridge's position: the parity of the address under map i; modulo
-    below), a layout modulo would not give; the MMIO decode serves it,
-    said once; uncommitted and committed again, the same."""
+    """A window with XOR arithmetic: on q35, the CEDT (read through
+    fw_cfg, parsed here) says XOR and lists the window's maps; every byte
+    written through it is in the backend and at the DPA the independent
+    model puts it (bit i of the host bridge's position: the parity of the
+    address under map i; modulo below), a layout modulo would not give;
+    the MMIO decode serves it, said once; uncommitted and committed again,
+    the same."""
     q, t = rig.q, rig.topo
     g = t.min_granule()
     modulo = Topology.__new__(Topology)
@@ -1382,6 +1456,9 @@ def run_xor(rig, rng):
               for o in range(0, CHECK_BYTES, g)),
           "the XOR maps place the checked bytes as modulo would: this run "
           "proves nothing")
+    if rig.machine == "q35":
+        with Step("the CEDT's CFMWS and CXIMS"):
+            check_cedt_xor(rig)
     with Step("committed"):
         rig.kind = "mmio"
         place_and_check(rig, 1)
