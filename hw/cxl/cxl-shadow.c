@@ -431,15 +431,7 @@ static void *cxl_shadow_writer_thread(void *opaque)
  */
 static void cxl_shadow_writer_add(CXLShadow *sh)
 {
-    static bool init;
-
     assert(bql_locked());
-    if (!init) {
-        qemu_mutex_init(&cxl_shadow_writer.lock);
-        qemu_cond_init(&cxl_shadow_writer.cond);
-        QLIST_INIT(&cxl_shadow_writer.shadows);
-        init = true;
-    }
     qemu_mutex_lock(&cxl_shadow_writer.lock);
     if (QLIST_EMPTY(&cxl_shadow_writer.shadows)) {
         cxl_shadow_writer.quit = false;
@@ -1145,15 +1137,7 @@ static void cxl_shadow_filler_changed(void)
  */
 static bool cxl_shadow_filler_add(CXLShadow *sh, Error **errp)
 {
-    static bool init;
-
     assert(bql_locked());
-    if (!init) {
-        qemu_mutex_init(&cxl_shadow_filler.lock);
-        qemu_cond_init(&cxl_shadow_filler.cond);
-        QLIST_INIT(&cxl_shadow_filler.shadows);
-        init = true;
-    }
     qemu_mutex_lock(&cxl_shadow_filler.lock);
     if (QLIST_EMPTY(&cxl_shadow_filler.shadows)) {
         if (pipe2(cxl_shadow_filler.wake, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -1676,6 +1660,13 @@ static const TypeInfo cxl_shadow_info = {
 
 static void cxl_shadow_register_types(void)
 {
+    /* the two threads' state, before any shadow can be made */
+    qemu_mutex_init(&cxl_shadow_writer.lock);
+    qemu_cond_init(&cxl_shadow_writer.cond);
+    QLIST_INIT(&cxl_shadow_writer.shadows);
+    qemu_mutex_init(&cxl_shadow_filler.lock);
+    qemu_cond_init(&cxl_shadow_filler.cond);
+    QLIST_INIT(&cxl_shadow_filler.shadows);
     type_register_static(&cxl_shadow_info);
 }
 
